@@ -1,0 +1,26 @@
+import type { Environment } from './keys.js';
+
+/** Who is calling: resolved once per request from a key (or the bootstrap admin key), then cached. */
+export interface Principal {
+  kind: 'key' | 'admin';
+  userId: string | null;
+  keyId: string | null;
+  role: string;
+  environment: Environment | null;
+  /** Key settings the guard checks (parsed once, when the principal is cached). */
+  key: KeySettings | null;
+}
+
+export interface KeySettings {
+  isActive: boolean;
+  expiresAt: number | null;
+  maxRequests: number | null;
+  scopes: Record<string, string[]> | null;
+  ipAllowlist: string[] | null;
+  domainReferrers: string[] | null;
+  allowedModels: string[] | null;
+  maxSpendMicros: number | null;
+  userStatus: string;
+}
+
+export const isAdmin = (p: Principal): boolean => p.kind === 'admin' || p.role === 'admin';

@@ -1,0 +1,249 @@
+import { type Kysely, sql } from 'kysely';
+import type { Dialect } from '../db/database.js';
+import type { Database } from '../db/schema.js';
+
+export interface UsageRecord {
+  request_id: string;
+  user_id: string;
+  key_id: string | null;
+  endpoint: string;
+  model: string;
+  provider: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  reasoning_tokens: number;
+  cost_micros: number;
+  latency_ms: number;
+  status: string;
+  stream: number;
+  app: string | null;
+  created_at: number;
+}
+
+export interface LedgerEntry {
+  userId: string;
+  kind: string;
+  amount: number;
+  reference?: string | null;
+  idempotencyKey?: string | null;
+  description?: string | null;
+}
+
+/** Balances, holds, the ledger and usage records. Every balance change writes a ledger row in the same transaction. */
+export class BillingStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  /** Reserve `amount` with one conditional statement; false when the available balance cannot cover it. */
+  async hold(
+    id: string,
+    userId: string,
+    keyId: string | null,
+    amount: number,
+    requestId: string,
+    now: number,
+    ttlMs: number,
+  ) {
+    return this.db.transaction().execute(async (trx) => {
+      const r = await trx
+        .updateTable('users')
+        .set({ held_micros: sql`held_micros + ${amount}` })
+        .where('id', '=', userId)
+        .where(sql<boolean>`balance_micros - held_micros >= ${amount}`)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      await trx
+        .insertInto('holds')
+        .values({
+          id,
+          user_id: userId,
+          key_id: keyId,
+          amount_micros: amount,
+          request_id: requestId,
+          created_at: now,
+          expires_at: now + ttlMs,
+        })
+        .execute();
+      return true;
+    });
+  }
+
+  async available(userId: string): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('users')
+      .select(['balance_micros', 'held_micros'])
+      .where('id', '=', userId)
+      .executeTakeFirst();
+    return row ? row.balance_micros - row.held_micros : null;
+  }
+
+  /**
+   * Settle a request: release its hold (if still there), charge `cost` through the ledger and
+   * write the usage record, all in one transaction.
+   */
+  async settle(
+    holdId: string | null,
+    cost: number,
+    usage: UsageRecord,
+    keyId: string | null,
+  ): Promise<number | null> {
+    return this.db.transaction().execute(async (trx) => {
+      let held = 0;
+      if (holdId) {
+        const h = await trx
+          .deleteFrom('holds')
+          .where('id', '=', holdId)
+          .returning('amount_micros')
+          .executeTakeFirst();
+        held = h?.amount_micros ?? 0;
+      }
+      let balanceAfter: number | null = null;
+      if (cost !== 0 || held !== 0) {
+        const u = await trx
+          .updateTable('users')
+          .set({
+            balance_micros: sql`balance_micros - ${cost}`,
+            held_micros: sql`held_micros - ${held}`,
+            updated_at: usage.created_at,
+          })
+          .where('id', '=', usage.user_id)
+          .returning('balance_micros')
+          .executeTakeFirstOrThrow();
+        balanceAfter = u.balance_micros;
+      }
+      if (cost !== 0 && balanceAfter !== null) {
+        await trx
+          .insertInto('ledger')
+          .values({
+            user_id: usage.user_id,
+            kind: 'usage',
+            amount_micros: -cost,
+            balance_after: balanceAfter,
+            reference: usage.request_id,
+            idempotency_key: null,
+            description: `${usage.endpoint} ${usage.model} via ${usage.provider}`,
+            created_at: usage.created_at,
+          })
+          .execute();
+        if (keyId) {
+          await trx
+            .updateTable('api_keys')
+            .set({ spent_micros: sql`spent_micros + ${cost}` })
+            .where('id', '=', keyId)
+            .execute();
+        }
+      }
+      await trx.insertInto('usage_records').values(usage).execute();
+      return balanceAfter;
+    });
+  }
+
+  /** Drop a hold without charging (the request failed before anything was delivered). */
+  async release(holdId: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const h = await trx
+        .deleteFrom('holds')
+        .where('id', '=', holdId)
+        .returning(['amount_micros', 'user_id'])
+        .executeTakeFirst();
+      if (!h) return;
+      await trx
+        .updateTable('users')
+        .set({ held_micros: sql`held_micros - ${h.amount_micros}` })
+        .where('id', '=', h.user_id)
+        .execute();
+    });
+  }
+
+  /** Release holds whose process died (expired). Returns how many were released. */
+  async releaseExpired(now: number, limit = 500): Promise<number> {
+    const expired = await this.db
+      .selectFrom('holds')
+      .select('id')
+      .where('expires_at', '<', now)
+      .limit(limit)
+      .execute();
+    for (const h of expired) await this.release(h.id);
+    return expired.length;
+  }
+
+  /**
+   * Add a ledger entry and move the balance by `amount` (positive credits, negative debits).
+   * With an idempotency key, a second call with the same key changes nothing and returns null.
+   */
+  async post(
+    e: LedgerEntry,
+    now: number,
+    trxIn?: Kysely<Database>,
+  ): Promise<{ balanceAfter: number; ledgerId: number } | null> {
+    const run = async (trx: Kysely<Database>) => {
+      if (e.idempotencyKey) {
+        const seen = await trx
+          .selectFrom('ledger')
+          .select('id')
+          .where('idempotency_key', '=', e.idempotencyKey)
+          .executeTakeFirst();
+        if (seen) return null;
+      }
+      const u = await trx
+        .updateTable('users')
+        .set({ balance_micros: sql`balance_micros + ${e.amount}`, updated_at: now })
+        .where('id', '=', e.userId)
+        .returning('balance_micros')
+        .executeTakeFirst();
+      if (!u) throw new Error(`no user ${e.userId}`);
+      const row = await trx
+        .insertInto('ledger')
+        .values({
+          user_id: e.userId,
+          kind: e.kind,
+          amount_micros: e.amount,
+          balance_after: u.balance_micros,
+          reference: e.reference ?? null,
+          idempotency_key: e.idempotencyKey ?? null,
+          description: e.description ?? null,
+          created_at: now,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return { balanceAfter: u.balance_micros, ledgerId: Number(row.id) };
+    };
+    if (trxIn) return run(trxIn);
+    try {
+      return await this.db.transaction().execute(run);
+    } catch (err) {
+      // The unique constraint is the real guard: a concurrent duplicate loses here.
+      if (e.idempotencyKey && isUniqueViolation(err)) return null;
+      throw err;
+    }
+  }
+
+  async balance(userId: string) {
+    return this.db
+      .selectFrom('users')
+      .select(['balance_micros', 'held_micros', 'status'])
+      .where('id', '=', userId)
+      .executeTakeFirst();
+  }
+
+  async ledgerSum(userId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('ledger')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_micros'), sql<number>`0`).as('total'))
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow();
+    return Number(r.total);
+  }
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e?.code === '23505' ||
+    e?.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    /UNIQUE constraint failed/.test(e?.message ?? '')
+  );
+}

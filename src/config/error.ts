@@ -1,0 +1,2 @@
+/** A configuration problem: the message names the variable; the process refuses to start. */
+export class ConfigError extends Error {}

@@ -1,0 +1,39 @@
+import type { Adapter } from '../pipeline.js';
+import { respondJson } from '../respond-json.js';
+import { usageFromOpenAi } from '../usage.js';
+import { completionTextOf, countChatUsage } from './count.js';
+import { relayChatStream } from './stream.js';
+
+/** Fields that steer the gateway and are not the provider's business. */
+const GATEWAY_FIELDS = ['provider', 'models', 'session_id', 'cache'];
+
+/** OpenAI chat completions over any OpenAI-shaped provider. */
+export function chatAdapter(body: Record<string, any>): Adapter {
+  const stream = body.stream === true;
+  const clientWantsUsage = stream && body.stream_options?.include_usage === true;
+  return {
+    upstream(target, cap) {
+      const out: Record<string, any> = { ...body, model: target.entry.upstreamId };
+      for (const f of GATEWAY_FIELDS) delete out[f];
+      // Ask for usage so streams are billed from the provider's count, not a guess.
+      if (stream) out.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
+      if (cap !== null) {
+        if (body.max_completion_tokens != null) out.max_completion_tokens = cap;
+        else out.max_tokens = cap;
+      }
+      return {
+        path: '/chat/completions',
+        body: JSON.stringify(out),
+        headers: stream ? { accept: 'text/event-stream' } : undefined,
+      };
+    },
+    respond(res, io) {
+      if (stream)
+        return relayChatStream(res, io, { clientWantsUsage, messages: body.messages, tools: body.tools });
+      return respondJson(res, io, {
+        usageOf: (b) => usageFromOpenAi(b?.usage),
+        countUsage: (b) => countChatUsage(body.messages, completionTextOf(b), body.tools),
+      });
+    },
+  };
+}

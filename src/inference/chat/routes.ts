@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { requireUser } from '../../http/auth.js';
+import { parseProviderPreference } from '../../routing/router.js';
+import { messagesUpperBound } from '../estimate.js';
+import type { Pipeline } from '../pipeline.js';
+import { chatAdapter } from './adapter.js';
+import { ChatCompletionBody } from './schema.js';
+
+/** The calling app, as OpenRouter identifies apps (`X-Title`, else `HTTP-Referer`). */
+export function appOf(headers: Record<string, string | string[] | undefined>): string | null {
+  const t = headers['x-title'] ?? headers['http-referer'] ?? headers.referer;
+  return typeof t === 'string' && t ? t.slice(0, 200) : null;
+}
+
+export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
+  app.post(
+    '/v1/chat/completions',
+    {
+      schema: {
+        tags: ['inference'],
+        summary: 'Chat completions (OpenAI-compatible; stream with SSE)',
+        body: ChatCompletionBody,
+      },
+      config: { auth: 'user' },
+    },
+    async (request, reply) => {
+      const principal = requireUser(request);
+      const body = request.body as Record<string, any>;
+      const call = {
+        requestId: request.id,
+        principal,
+        endpoint: 'chat.completions',
+        model: body.model as string,
+        providerPref: parseProviderPreference(body.provider),
+        stream: body.stream === true,
+        promptTokensBound: messagesUpperBound(body.messages, body.tools),
+        maxOutputTokens: (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null,
+        choices: (body.n as number | null) ?? 1,
+        units: 0,
+        app: appOf(request.headers),
+        clientIp: request.ip,
+        headers: request.headers,
+        startedAt: request.startedAt,
+      };
+      await pipeline.run(call, chatAdapter(body), reply);
+      return reply;
+    },
+  );
+}

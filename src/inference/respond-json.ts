@@ -1,0 +1,66 @@
+import type { Dispatcher } from 'undici';
+import type { Usage } from '../billing/cost.js';
+import { GatewayError } from '../lib/errors.js';
+import type { RespondIO } from './pipeline.js';
+
+export const UPSTREAM_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface JsonRespondOptions {
+  /** Usage the upstream reported (validated), or null. */
+  usageOf(body: any): Usage | null;
+  /** Our own count when the upstream reported none. */
+  countUsage(body: any): Promise<Usage>;
+  /** Build the client's body; default: the upstream body as it was plus `gateway_usage`. */
+  render?(body: any, text: string, gatewayUsage: Record<string, unknown>): string;
+}
+
+/** Read an upstream JSON body, settle the exact cost, then answer: settle → respond. */
+export async function respondJson(
+  res: Dispatcher.ResponseData,
+  io: RespondIO,
+  opts: JsonRespondOptions,
+): Promise<void> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res.body) {
+    size += c.length;
+    if (size > UPSTREAM_MAX_BODY_BYTES) {
+      res.body.destroy();
+      throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent an oversized response`, {
+        type: 'upstream_error',
+        code: 'upstream_body_too_large',
+      });
+    }
+    chunks.push(c as Buffer);
+  }
+  const upstreamMs = io.upstreamMs();
+  const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent a response that is not JSON`, {
+      type: 'upstream_error',
+      code: 'upstream_bad_response',
+    });
+  }
+  const usage = opts.usageOf(body) ?? (await opts.countUsage(body));
+  const settled = await io.settle(usage, 'ok');
+  const gu = io.gatewayUsage(settled);
+  const out = opts.render ? opts.render(body, text, gu) : spliceField(text, 'gateway_usage', gu);
+  const headers = io.gatewayHeaders();
+  headers['x-gatewayz-overhead-ms'] = Math.max(0, performance.now() - io.call.startedAt - upstreamMs).toFixed(
+    3,
+  );
+  io.reply.code(200).headers(headers).type('application/json; charset=utf-8').send(out);
+}
+
+/** Add one field to a JSON object's text without re-serializing the rest. */
+export function spliceField(text: string, key: string, value: unknown): string {
+  const end = text.lastIndexOf('}');
+  if (end < 0) return text;
+  let i = end - 1;
+  while (i >= 0 && /\s/.test(text[i]!)) i--;
+  const sep = text[i] === '{' ? '' : ',';
+  return `${text.slice(0, end)}${sep}${JSON.stringify(key)}:${JSON.stringify(value)}${text.slice(end)}`;
+}

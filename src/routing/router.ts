@@ -1,0 +1,102 @@
+import type { Catalog, CatalogEntry, EnabledProvider } from '../catalog/service.js';
+import { badRequest, GatewayError, notFound } from '../lib/errors.js';
+
+export interface Target {
+  provider: EnabledProvider;
+  entry: CatalogEntry;
+}
+
+/** OpenRouter's `provider` routing object (or a provider name string). */
+export interface ProviderPreference {
+  order?: string[];
+  allowFallbacks?: boolean;
+  only?: string[];
+  ignore?: string[];
+}
+
+export function parseProviderPreference(v: unknown): ProviderPreference | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') {
+    if (!v.trim()) throw badRequest('provider must be a non-empty string or an object', 'provider');
+    return { order: [v.trim().toLowerCase()], allowFallbacks: false };
+  }
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw badRequest('provider must be a string or an object', 'provider');
+  const o = v as Record<string, unknown>;
+  const list = (k: string) => {
+    const x = o[k];
+    if (x === undefined || x === null) return undefined;
+    if (!Array.isArray(x) || x.some((s) => typeof s !== 'string')) {
+      throw badRequest(`provider.${k} must be an array of provider names`, `provider.${k}`);
+    }
+    return (x as string[]).map((s) => s.toLowerCase());
+  };
+  const allow = o.allow_fallbacks;
+  if (allow !== undefined && typeof allow !== 'boolean') {
+    throw badRequest('provider.allow_fallbacks must be a boolean', 'provider.allow_fallbacks');
+  }
+  return { order: list('order'), only: list('only'), ignore: list('ignore'), allowFallbacks: allow ?? true };
+}
+
+/**
+ * Which providers serve `model`, best first: the caller's explicit choice wins over the configured
+ * preference order. Model ids keep their case.
+ */
+export class Router {
+  private readonly rank: Map<string, number>;
+
+  constructor(
+    private readonly catalog: Catalog,
+    providerOrder: string[],
+  ) {
+    this.rank = new Map(providerOrder.map((p, i) => [p, i]));
+  }
+
+  resolve(model: string, pref: ProviderPreference | null): Target[] {
+    const entries = this.catalog.find(model);
+    const providers = this.catalog.providers;
+    for (const name of [...(pref?.order ?? []), ...(pref?.only ?? [])]) {
+      if (!providers.has(name)) {
+        throw badRequest(
+          `provider "${name}" is not enabled on this gateway`,
+          'provider',
+          'provider_not_available',
+        );
+      }
+    }
+    if (entries.length === 0) {
+      throw notFound(
+        `The model '${model}' does not exist or is not served by any enabled provider`,
+        'model_not_found',
+        'model',
+      );
+    }
+    let candidates = entries.filter((e) => providers.has(e.provider));
+    if (pref?.only) candidates = candidates.filter((e) => pref.only!.includes(e.provider));
+    if (pref?.ignore) candidates = candidates.filter((e) => !pref.ignore!.includes(e.provider));
+    const order = pref?.order ?? [];
+    if (order.length && pref?.allowFallbacks === false)
+      candidates = candidates.filter((e) => order.includes(e.provider));
+    const rankOf = (p: string) => {
+      const i = order.indexOf(p);
+      return i >= 0 ? i - 1000 : (this.rank.get(p) ?? 999);
+    };
+    candidates.sort((a, b) => rankOf(a.provider) - rankOf(b.provider));
+    if (candidates.length === 0) {
+      const by = pref?.order?.join(', ') || pref?.only?.join(', ') || 'the requested providers';
+      throw notFound(`The model '${model}' is not served by ${by}`, 'model_not_found', 'model');
+    }
+    const priced = candidates.filter((e) => e.price !== null);
+    if (priced.length === 0) {
+      throw new GatewayError(
+        400,
+        `The model '${model}' has no known price on this gateway; the operator must configure one`,
+        {
+          code: 'model_not_priced',
+          param: 'model',
+        },
+      );
+    }
+    return priced.map((entry) => ({ provider: providers.get(entry.provider)!, entry }));
+  }
+}

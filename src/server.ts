@@ -1,0 +1,50 @@
+import { existsSync } from 'node:fs';
+import { buildGateway } from './app.js';
+import { loadConfig } from './config/config.js';
+import { ConfigError } from './config/error.js';
+
+/** Process entry: config → app → listen → graceful shutdown. */
+async function main(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`gatewayz: invalid configuration: ${err.message}`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  const gw = await buildGateway(config);
+  const log = gw.app.log;
+  if (config.database.kind === 'postgres' && !process.env.GATEWAY_SECRET) {
+    log.warn('GATEWAY_SECRET is unset: every instance sharing this database must use the same secret');
+  }
+  if (Object.keys(config.providers).length === 0) {
+    log.warn('no provider is configured: set OPENROUTER_API_KEY (or another <PROVIDER>_API_KEY)');
+  }
+  await gw.app.listen({ port: config.port, host: config.host });
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    try {
+      await gw.close();
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error('gatewayz: failed to start:', err);
+  process.exit(1);
+});
