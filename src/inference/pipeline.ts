@@ -29,6 +29,8 @@ export interface InferenceCall {
   clientIp: string;
   headers: Record<string, string | string[] | undefined>;
   startedAt: number;
+  /** Headers guards add to the response (rate-limit state, …); merged into every response of the call. */
+  responseHeaders: Record<string, string>;
 }
 
 /** A guard runs before anything is held or sent; it throws to refuse and may return a release for the end. */
@@ -205,6 +207,7 @@ export class Pipeline {
         holdId = null;
       }
       if (gone && !reply.sent) return;
+      if (!reply.sent) reply.headers({ ...call.responseHeaders, 'x-request-id': call.requestId });
       throw err;
     } finally {
       clearTimeout(timer);
@@ -367,6 +370,7 @@ export class Pipeline {
     sentAt: number,
   ): Record<string, string> {
     const h: Record<string, string> = {
+      ...call.responseHeaders,
       'x-request-id': call.requestId,
       'x-gatewayz-provider': t.provider.def.name,
       'x-gatewayz-model': t.entry.id,

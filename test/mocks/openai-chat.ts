@@ -101,7 +101,7 @@ export async function handleChat(ctx: Ctx): Promise<void> {
     });
   }
 
-  const cap = b.max_completion_tokens ?? b.max_tokens;
+  const cap = b.max_tokens ?? b.max_completion_tokens;
   const plan = planReply(ctx.opts.chunks, typeof cap === 'number' ? cap : undefined, b.stop);
   const tool = pickTool(b.tools, b.tool_choice);
   const usage = buildUsage(messagesTokens(b.messages), plan.words, ctx.opts);

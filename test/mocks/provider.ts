@@ -144,9 +144,14 @@ export async function startMockProvider(
       if (closed) return;
       closed = true;
       cancelSleeps(() => true);
+      const socketsClosed = [...sockets].map(
+        (s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.once('close', () => resolve()))),
+      );
       for (const s of sockets) s.destroy();
       server.closeAllConnections();
+      await Promise.all(socketsClosed);
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => setImmediate(resolve)); // let responses emit 'close' (inFlight → 0)
     },
   };
 

@@ -41,6 +41,7 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
         clientIp: request.ip,
         headers: request.headers,
         startedAt: request.startedAt,
+        responseHeaders: {},
       };
       await pipeline.run(call, chatAdapter(body), reply);
       return reply;
