@@ -1,5 +1,26 @@
+import { scaledToDecimal } from '../lib/decimal.js';
+import { perMillionUsdToMicrosPerM } from '../lib/money.js';
+import { anthropic } from './anthropic/definition.js';
 import { parseOpenAiStyleCatalog } from './openai-compatible/catalog.js';
-import type { ProviderDefinition } from './types.js';
+import type { CatalogModel, ProviderDefinition } from './types.js';
+
+/** Chutes publishes prices in USD per million tokens (numbers): convert to per-token strings, exactly. */
+function chutesCatalog(body: unknown): CatalogModel[] {
+  return parseOpenAiStyleCatalog(body).map((m) => {
+    const raw = m.raw as { pricing?: Record<string, unknown>; max_output_length?: unknown };
+    const pricing: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw?.pricing ?? {})) {
+      const n = typeof v === 'number' || typeof v === 'string' ? perMillionUsdToMicrosPerM(v) : null;
+      if (n !== null) pricing[k] = scaledToDecimal(n, 12);
+    }
+    const maxOut = typeof raw?.max_output_length === 'number' ? raw.max_output_length : null;
+    return {
+      ...m,
+      pricing: pricing.prompt && pricing.completion ? pricing : null,
+      maxOutputTokens: m.maxOutputTokens ?? maxOut,
+    };
+  });
+}
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -41,7 +62,7 @@ export const chutes: ProviderDefinition = {
   defaultBaseUrl: 'https://llm.chutes.ai/v1',
   wire: 'openai',
   headers: (s) => bearer(s.apiKey),
-  parseCatalog: (b) => parseOpenAiStyleCatalog(b),
+  parseCatalog: chutesCatalog,
 };
 
 export const openai: ProviderDefinition = {
@@ -50,6 +71,7 @@ export const openai: ProviderDefinition = {
   defaultBaseUrl: 'https://api.openai.com/v1',
   wire: 'openai',
   namespace: 'openai/',
+  capabilities: { responses: true },
   headers: (s) => bearer(s.apiKey),
   parseCatalog: (b) => parseOpenAiStyleCatalog(b, 'openai/'),
 };
@@ -61,4 +83,5 @@ export const PROVIDERS: Record<string, ProviderDefinition> = {
   featherless,
   chutes,
   openai,
+  anthropic,
 };

@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MockProvider, startMockProvider } from '../mocks/provider.js';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
+import { type MockProvider, startMockProvider } from '../mocks/provider.js';
 
 describe.each(DATABASES)('smoke (%s)', (kind) => {
   let or: MockProvider;
@@ -21,7 +21,10 @@ describe.each(DATABASES)('smoke (%s)', (kind) => {
   it('chat through the openai client', async () => {
     const u = await g.createUser(5);
     const client = new OpenAI({ apiKey: u.apiKey, baseURL: g.v1 });
-    const r = await client.chat.completions.create({ model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hi there' }] });
+    const r = await client.chat.completions.create({
+      model: 'openai/gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi there' }],
+    });
     expect(r.choices[0]?.message.content).toBeTruthy();
     expect((r as any).gateway_usage.cost_usd).toBeGreaterThan(0);
     const s = await client.chat.completions.create({

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { type Gateway, buildGateway } from '../../src/app.js';
+import { buildGateway, type Gateway } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { TestDatabase } from './db.js';
 
@@ -14,12 +14,18 @@ export interface RunningGateway {
   env: Record<string, string>;
   admin(path: string, body: unknown, method?: string): Promise<Response>;
   /** A new user with `credits` USD and its primary key. */
-  createUser(credits: number, extra?: Record<string, unknown>): Promise<{ userId: string; apiKey: string; keyId: string }>;
+  createUser(
+    credits: number,
+    extra?: Record<string, unknown>,
+  ): Promise<{ userId: string; apiKey: string; keyId: string }>;
   close(): Promise<void>;
 }
 
 /** A real gateway on a real port over a real database, configured by env like production. */
-export async function startGateway(db: TestDatabase, env: Record<string, string> = {}): Promise<RunningGateway> {
+export async function startGateway(
+  db: TestDatabase,
+  env: Record<string, string> = {},
+): Promise<RunningGateway> {
   const fullEnv: Record<string, string> = {
     DATABASE_URL: db.url,
     DATA_DIR: db.dataDir,
@@ -52,7 +58,11 @@ export async function startGateway(db: TestDatabase, env: Record<string, string>
     env: fullEnv,
     admin,
     async createUser(credits, extra = {}) {
-      const res = await admin('/admin/create', { email: `u${Date.now()}${n++}@example.com`, credits, ...extra });
+      const res = await admin('/admin/create', {
+        email: `u${Date.now()}${n++}@example.com`,
+        credits,
+        ...extra,
+      });
       if (res.status !== 200) throw new Error(`create user: ${res.status} ${await res.text()}`);
       const j = (await res.json()) as { user_id: string; api_key: string; key_id: string };
       return { userId: j.user_id, apiKey: j.api_key, keyId: j.key_id };
