@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm start`: build when dist/ is missing or older than src/, then run the gateway.
+// `npm start`: build when dist/ is missing or older than the sources, then run the gateway.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,9 +12,14 @@ const newest = (dir) => {
   }
   return t;
 };
+const stale = (out, src) => !existsSync(out) || newest(src) > statSync(out).mtimeMs;
 
-if (!existsSync('dist/server.js') || newest('src') > statSync('dist/server.js').mtimeMs) {
-  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+const run = (args) => {
+  const r = spawnSync('npx', args, { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
+};
+if (stale('dist/server.js', 'src')) run(['tsc', '-p', 'tsconfig.build.json']);
+if (existsSync('dashboard') && stale('dist/dashboard/index.html', 'dashboard/src')) {
+  run(['vite', 'build', '-c', 'dashboard/vite.config.ts']);
 }
 await import('../dist/server.js');

@@ -1,28 +1,56 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { Access } from './accounts/access.js';
+import { keyRestrictionsGuard } from './accounts/guard.js';
 import { AccountsService } from './accounts/service.js';
 import { AccountsStore } from './accounts/store.js';
 import { adminRoutes } from './admin/routes.js';
+import { installAdminAudit } from './audit/hook.js';
+import type { AuditLog } from './audit/log.js';
 import { billingRoutes } from './billing/routes.js';
 import { BillingStore } from './billing/store.js';
 import { catalogRoutes } from './catalog/routes.js';
 import { Catalog, type EnabledProvider } from './catalog/service.js';
 import { CatalogStore } from './catalog/store.js';
+import { type Commerce, installCommerce } from './commerce/index.js';
 import type { Config } from './config/config.js';
 import { type Db, openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
+import { CHANNELS, createFleet, type Fleet } from './fleet/fleet.js';
+import { installDraining } from './fleet/shutdown.js';
 import { healthRoutes, VERSION } from './health/routes.js';
 import { installAuth } from './http/auth.js';
 import { installErrorHandling } from './http/errors.js';
 import './http/types.js';
+import { historyRoutes } from './history/routes.js';
+import { HistoryService } from './history/service.js';
+import { HistoryStore } from './history/store.js';
 import { installValidation } from './http/validation.js';
 import { chatRoutes } from './inference/chat/routes.js';
+import { embeddingsRoutes } from './inference/embeddings/routes.js';
+import { ImagePrices } from './inference/images/price.js';
+import { imagesRoutes } from './inference/images/routes.js';
+import { messagesRoutes } from './inference/messages/routes.js';
 import { Pipeline } from './inference/pipeline.js';
+import { responsesRoutes } from './inference/responses/routes.js';
+import { ResponsesStore } from './inference/responses/store.js';
 import { newRequestId } from './lib/ids.js';
+import { createLimits, type Limits } from './limits/index.js';
+import { limitsRoutes } from './limits/routes.js';
+import { holdsInFlight } from './metrics/holds.js';
+import { Metrics } from './metrics/metrics.js';
+import { installMetrics } from './metrics/routes.js';
+import { OtlpTracer } from './metrics/tracing.js';
 import { PROVIDERS } from './providers/definitions.js';
 import { Upstreams } from './providers/upstream.js';
+import { rankingsRoutes } from './rankings/routes.js';
+import { RankingsService } from './rankings/service.js';
+import { RankingsStore } from './rankings/store.js';
+import type { Clock } from './routing/breaker.js';
+import { buildRouting, type Routing } from './routing/index.js';
 import { Router } from './routing/router.js';
+import { dashboardRoutes } from './web/routes.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -32,7 +60,21 @@ export interface Gateway {
   billing: BillingStore;
   catalog: Catalog;
   pipeline: Pipeline;
+  /** Rate limits and plan quotas (src/limits); `limits.service.setPlanSource(fn)` plugs plans in. */
+  limits: Limits;
+  /** Plans, trials, payments, coupons, referrals, e-mail (src/commerce, src/notify). */
+  commerce: Commerce;
   upstreams: Upstreams;
+  /** Audit log writer (batched; flushed on close). */
+  audit: AuditLog;
+  /** Roles, key management, login, throttle, profile (src/accounts/access.ts). */
+  access: Access;
+  /** Breakers, balancer, retries, response cache (src/routing). */
+  routing: Routing;
+  /** Bus, leases and scheduled jobs shared with the other instances (src/fleet). */
+  fleet: Fleet;
+  metrics: Metrics;
+  tracer: OtlpTracer | null;
   /** Resolves when the first catalog sync has finished (immediately useful in tests). */
   catalogReady: Promise<void>;
   close(): Promise<void>;
@@ -41,6 +83,8 @@ export interface Gateway {
 export interface BuildOptions {
   /** Pino logger options, or false for none. */
   logger?: boolean | Record<string, unknown>;
+  /** Time source of breakers, balancer and cache (tests move it instead of sleeping). */
+  clock?: Clock;
 }
 
 const REDACT = [
@@ -68,6 +112,8 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   const app = Fastify({
     logger,
     bodyLimit: config.bodyLimitBytes,
+    // During a graceful shutdown a request already accepted is served, not refused with 503 (src/fleet/shutdown.ts).
+    return503OnClosing: false,
     // Per-request log lines cost more than the gateway's own work at high rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
@@ -91,6 +137,26 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     config.keyCacheTtlMs,
   );
   const upstreams = new Upstreams(config.timeouts);
+  const fleet = await createFleet(config.fleet, config.redisUrl, db.db, app.log);
+  // A key revoked or changed on any instance is forgotten by every instance's cache within a second.
+  accounts.onKeyChanged((c) => {
+    if ('keyId' in c) void fleet.bus.publish(CHANNELS.key, c.keyId);
+    else void fleet.bus.publish(CHANNELS.user, c.userId);
+  });
+  fleet.bus.subscribe(CHANNELS.key, (id) => accounts.invalidateKey(id, true));
+  fleet.bus.subscribe(CHANNELS.user, (id) => accounts.invalidateUser(id, true));
+  const metrics = new Metrics({ instance: config.fleet.instanceId });
+  metrics.setHoldsSource(() => holdsInFlight(db.db));
+  const tracer = config.fleet.otlpEndpoint
+    ? new OtlpTracer({
+        endpoint: config.fleet.otlpEndpoint,
+        headers: config.fleet.otlpHeaders,
+        serviceName: config.fleet.serviceName,
+        instanceId: config.fleet.instanceId,
+        version: VERSION,
+        onError: (e) => app.log.warn({ err: e }, 'trace export failed'),
+      })
+    : null;
 
   const enabled = new Map<string, EnabledProvider>();
   for (const [name, settings] of Object.entries(config.providers)) {
@@ -104,14 +170,45 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   }
   const catalog = new Catalog(new CatalogStore(db.db), upstreams, enabled, config, app.log);
   await catalog.load();
-  const catalogReady = catalog.entries().length === 0 ? catalog.syncAll() : Promise.resolve();
-  if (catalog.entries().length > 0)
+  const storedCatalog = catalog.entries().length > 0;
+  const catalogReady = storedCatalog ? Promise.resolve() : catalog.syncAll();
+  // With a periodic sync, the refresh of a stored catalog is the sync job's (one instance runs it).
+  if (storedCatalog && config.catalogSyncIntervalMs <= 0)
     catalog.syncAll().catch((e) => app.log.warn({ err: e }, 'catalog sync failed'));
   await catalogReady;
-  catalog.startPeriodicSync();
+  // One instance of the fleet re-reads the provider catalogs; the others reload what it stored.
+  if (config.catalogSyncIntervalMs > 0) {
+    fleet.bus.subscribe(CHANNELS.catalog, () => {
+      catalog.load().catch((e) => app.log.warn({ err: e }, 'catalog reload failed'));
+    });
+    fleet.jobs.every(
+      'catalog-sync',
+      config.catalogSyncIntervalMs,
+      async () => {
+        await catalog.syncAll();
+        await fleet.bus.publish(CHANNELS.catalog, String(Date.now()));
+      },
+      { follower: () => catalog.load(), runNow: storedCatalog },
+    );
+  }
 
-  const router = new Router(catalog, config.providerOrder);
+  const routing = buildRouting({
+    settings: config.routing,
+    upstreams,
+    log: app.log,
+    redisUrl: config.redisUrl,
+    clock: options.clock,
+  });
+  const router = new Router(catalog, config.providerOrder, {
+    fallbacks: config.routing.fallbacks,
+    balancer: routing.balancer,
+  });
   const pipeline = new Pipeline({
+    attempts: routing.attempts,
+    responseCache: routing.cache,
+    cacheSettings: routing.cacheSettings,
+    observer: metrics,
+    tracer: tracer ?? undefined,
     billing,
     router,
     upstreams,
@@ -121,10 +218,26 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     totalTimeoutMs: config.timeouts.totalMs,
     minAffordableTokens: config.file.minAffordableTokens,
   });
+  const limits = await createLimits({
+    config: config.limits,
+    redisUrl: config.redisUrl,
+    db: db.db,
+    log: app.log,
+    leaseTtlMs: config.holdTtlMs,
+  });
+  const providerGate = limits.gate;
+  if (providerGate)
+    pipeline.setUpstreamGate((t) => providerGate.wait(t.provider.def.name, config.limits.providerWaitMs));
 
+  // First onRequest hook, so refused requests (401, 429 …) are counted too.
+  installMetrics(app, metrics, config.fleet.metricsToken);
+  installDraining(app);
   installValidation(app);
   installErrorHandling(app);
-  installAuth(app, accounts, []);
+  const access = await Access.create(db.db, accounts, billing, app.log, config.accounts);
+  installAuth(app, accounts, [], { roles: access.roles, throttle: access.throttle });
+  installAdminAudit(app, access.audit);
+  pipeline.addGuard(keyRestrictionsGuard(accounts));
   await app.register(swagger, {
     openapi: {
       info: { title: 'Gatewayz', version: VERSION, description: 'OpenAI-compatible AI gateway' },
@@ -136,16 +249,64 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
 
   const startedAt = Date.now();
-  healthRoutes(app, { db, catalog, startedAt });
-  catalogRoutes(app, catalog, config.providerOrder);
-  chatRoutes(app, pipeline);
-  billingRoutes(app, billing);
-  adminRoutes(app, accounts, billing);
+  healthRoutes(app, { db, catalog, startedAt, limits: limits.service, breakers: routing.breakers });
+  catalogRoutes(app, catalog, config.providerOrder, routing.breakers);
+  const history = new HistoryService(
+    new HistoryStore(db.db),
+    (model) => {
+      const es = catalog.find(model);
+      const min = (xs: Array<number | null>) => {
+        const known = xs.filter((x): x is number => x !== null);
+        return known.length ? Math.min(...known) : null;
+      };
+      return {
+        contextLength: min(es.map((e) => e.contextLength)),
+        maxOutputTokens: min(es.map((e) => e.maxOutputTokens)),
+      };
+    },
+    app.log,
+  );
+  access.profile.onAccountDeleted((userId) => history.deleteAllOf(userId));
+  chatRoutes(app, pipeline, history);
+  historyRoutes(app, history);
+  responsesRoutes(app, pipeline, new ResponsesStore(db.db), history);
+  messagesRoutes(app, pipeline);
+  embeddingsRoutes(app, pipeline);
+  imagesRoutes(app, pipeline, new ImagePrices(config.file));
+  rankingsRoutes(app, new RankingsService(new RankingsStore(db.db, db.dialect), catalog));
+  billingRoutes(app, billing, (userId) => commerce.balanceExtras(userId));
+  adminRoutes(app, accounts, billing, access.audit);
+  dashboardRoutes(app);
+  limitsRoutes(app, { limits: limits.service, store: limits.store, accounts, audit: access.audit });
+  const commerce = installCommerce(app, {
+    db,
+    billing,
+    config: config.commerce,
+    appName: config.appName,
+    audit: access.audit,
+    jobs: fleet.jobs,
+  });
+  limits.service.setPlanSource(commerce.planLimits);
+  commerce.plans.onChange(() => void limits.service.invalidate().catch(() => {}));
+  pipeline.addGuard(commerce.modelGuard);
+  // Rate limits run after the key's own restrictions (a refused request takes no rate-limit slot).
+  pipeline.addGuard(limits.service.guard());
+  pipeline.addGuard(commerce.usageGuard);
+  access.routes(app);
 
-  const sweeper = setInterval(() => {
-    billing.releaseExpired(Date.now()).catch((e) => app.log.warn({ err: e }, 'hold sweeper failed'));
-  }, 30_000);
-  sweeper.unref();
+  // Holds of a process that died are released by one instance of the fleet.
+  fleet.jobs.every('hold-sweeper', config.fleet.holdSweepIntervalMs, async () => {
+    const n = await billing.releaseExpired(Date.now());
+    if (n > 0) app.log.info({ released: n }, 'hold sweeper released expired holds');
+  });
+  metrics.addQueue('trace_export', () => tracer?.pending() ?? 0);
+  metrics.addQueue('audit', () => access.audit.pending());
+  metrics.setBreakerSource(async () => {
+    const state = { closed: 0, half_open: 1, open: 2 } as const;
+    const out = new Map<string, number>([...catalog.providers.keys()].map((p) => [p, 0]));
+    for (const v of await routing.breakers.view([...out.keys()])) out.set(v.key, state[v.state]);
+    return out;
+  });
 
   await app.ready();
   return {
@@ -156,13 +317,29 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     billing,
     catalog,
     pipeline,
+    limits,
+    commerce,
     upstreams,
+    audit: access.audit,
+    access,
+    routing,
+    fleet,
+    metrics,
+    tracer,
     catalogReady,
     async close() {
-      clearInterval(sweeper);
       catalog.stop();
+      await fleet.jobs.stop();
       await app.close();
+      // Streams cut by a shutdown deadline still settle: wait for every run to finish.
+      await pipeline.drain(10_000);
+      await limits.close();
+      await commerce.close();
+      await access.close();
+      await fleet.close();
+      await tracer?.close();
       await upstreams.close();
+      await routing.close();
       await db.close();
     },
   };

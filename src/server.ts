@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { buildGateway } from './app.js';
 import { loadConfig } from './config/config.js';
 import { ConfigError } from './config/error.js';
+import { gracefulShutdown } from './fleet/shutdown.js';
 
 /** Process entry: config → app → listen → graceful shutdown. */
 async function main(): Promise<void> {
@@ -29,11 +30,16 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 30_000);
+    log.info({ signal, graceMs: config.fleet.shutdownGraceMs }, 'shutting down');
+    // Past the grace period plus time to settle and flush, give up (exit 1).
+    const force = setTimeout(() => {
+      log.error('shutdown did not finish in time');
+      process.exit(1);
+    }, config.fleet.shutdownGraceMs + 20_000);
     force.unref();
     try {
-      await gw.close();
+      await gracefulShutdown(gw, log);
+      log.info('shut down cleanly');
       process.exit(0);
     } catch (err) {
       log.error({ err }, 'shutdown failed');

@@ -21,6 +21,10 @@ export interface KeySettings {
   allowedModels: string[] | null;
   maxSpendMicros: number | null;
   userStatus: string;
+  /** Compiled once per cached principal. */
+  ipAllowed?: ((ip: string) => boolean) | null;
+  /** Normalized hosts of domainReferrers. */
+  domains?: string[] | null;
 }
 
 export const isAdmin = (p: Principal): boolean => p.kind === 'admin' || p.role === 'admin';

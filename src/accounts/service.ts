@@ -1,11 +1,16 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { BillingStore } from '../billing/store.js';
 import type { Database } from '../db/schema.js';
 import { GatewayError } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
-import { type Environment, generateKey, hashKey, secretsEqual } from './keys.js';
+import { type Environment, generateKey, hashKey } from './keys.js';
 import type { KeySettings, Principal } from './principal.js';
+import { ipMatcher, normalizeDomain } from './restrictions.js';
 import type { AccountsStore, KeyRow, UserRow } from './store.js';
+
+/** What changed, for listeners that spread invalidations to other instances (fleet pub/sub). */
+export type KeyChange = { keyId: string } | { userId: string };
 
 interface Cached {
   principal: Principal | null;
@@ -34,8 +39,14 @@ export interface CreatedUser {
  */
 export class AccountsService {
   private readonly cache = new Map<string, Cached>();
-  private readonly hashByKeyId = new Map<string, string>();
+  private readonly hashByKeyId = new Map<string, Set<string>>();
   private static readonly MAX_CACHE = 50_000;
+  private readonly listeners: Array<(c: KeyChange) => void> = [];
+  /** Spend per key as last read plus what this instance charged since (for per-key spend caps). */
+  private readonly spent = new Map<string, number>();
+  /** last_used_at per key, written in batches (not one write per request). */
+  private readonly lastUsed = new Map<string, number>();
+  private usageTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -46,37 +57,137 @@ export class AccountsService {
     private readonly cacheTtlMs: number,
   ) {}
 
+  /** HMAC of the admin key, computed once (compared against each presented secret's HMAC). */
+  private get adminDigest(): Buffer | null {
+    if (this.adminDigestCache === undefined)
+      this.adminDigestCache = this.adminKey
+        ? createHmac('sha256', this.secret).update(this.adminKey).digest()
+        : null;
+    return this.adminDigestCache;
+  }
+  private adminDigestCache: Buffer | null | undefined = undefined;
+
   hash(secret: string): string {
     return hashKey(secret, this.secret);
   }
 
+  /** A new secret for `env` with its HMAC and display prefix (the secret itself is never stored). */
+  keygen(env: Environment) {
+    return generateKey(env, this.secret);
+  }
+
   /** The principal for a presented secret, or null. Never says which part was wrong. */
   async authenticate(presented: string): Promise<Principal | null> {
-    if (this.adminKey && secretsEqual(presented, this.adminKey, this.secret)) {
+    // One HMAC per request: it is both the constant-time admin comparison and the key's lookup hash.
+    const digest = createHmac('sha256', this.secret).update(presented).digest();
+    if (this.adminDigest && timingSafeEqual(digest, this.adminDigest)) {
       return { kind: 'admin', userId: null, keyId: null, role: 'admin', environment: null, key: null };
     }
     if (!presented.startsWith('gw_') || presented.length > 100) return null;
-    const hash = this.hash(presented);
+    const hash = digest.toString('base64url');
     const now = Date.now();
     const hit = this.cache.get(hash);
     if (hit && now - hit.at < this.cacheTtlMs) return hit.principal;
-    const row = await this.store.findKeyWithUser(hash);
-    const principal = row ? toPrincipal(row, row.user_role, row.user_status) : null;
-    if (this.cache.size >= AccountsService.MAX_CACHE) this.cache.clear();
+    const row = await this.store.findKeyWithUser(hash, now);
+    let principal: Principal | null = null;
+    if (row && row.user_status !== 'deleted') {
+      principal = toPrincipal(row, row.user_role, row.user_status);
+      // The secret replaced by a rotation works until its grace period ends.
+      if (row.key_hash !== hash && principal.key) {
+        const until = row.previous_expires_at ?? now;
+        principal.key.expiresAt =
+          principal.key.expiresAt === null ? until : Math.min(until, principal.key.expiresAt);
+      }
+      this.spent.set(row.id, Math.max(this.spent.get(row.id) ?? 0, row.spent_micros));
+    }
+    if (this.cache.size >= AccountsService.MAX_CACHE) {
+      this.cache.clear();
+      this.hashByKeyId.clear();
+    }
     this.cache.set(hash, { principal, at: now });
-    if (row) this.hashByKeyId.set(row.id, hash);
+    if (row) {
+      const set = this.hashByKeyId.get(row.id) ?? new Set<string>();
+      set.add(hash);
+      this.hashByKeyId.set(row.id, set);
+    }
     return principal;
   }
 
+  /**
+   * Subscribe to key/user changes made on this instance (the fleet feature publishes them to the
+   * other instances, which call invalidateKey/invalidateUser with `remote = true`).
+   */
+  onKeyChanged(listener: (c: KeyChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(c: KeyChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(c);
+      } catch {}
+    }
+  }
+
   /** Forget cached settings of a key (after an update, rotation or revocation) on this instance. */
-  invalidateKey(keyId: string): void {
-    const h = this.hashByKeyId.get(keyId);
-    if (h) this.cache.delete(h);
+  invalidateKey(keyId: string, remote = false): void {
+    const hashes = this.hashByKeyId.get(keyId);
+    if (hashes) for (const h of hashes) this.cache.delete(h);
+    this.hashByKeyId.delete(keyId);
+    if (!remote) this.emit({ keyId });
   }
 
   /** Forget every cached key of a user (role or status change). */
-  invalidateUser(userId: string): void {
+  invalidateUser(userId: string, remote = false): void {
     for (const [h, c] of this.cache) if (c.principal?.userId === userId) this.cache.delete(h);
+    if (!remote) this.emit({ userId });
+  }
+
+  /**
+   * Count one request against a key's `max_requests` with one conditional statement;
+   * false when the cap is reached. Only called for keys that have a cap.
+   */
+  async countRequest(keyId: string): Promise<boolean> {
+    return this.store.incrementRequestCount(keyId);
+  }
+
+  /** Remember that a key was used; written in batches by flushLastUsed. */
+  touch(keyId: string, at = Date.now()): void {
+    this.lastUsed.set(keyId, at);
+  }
+
+  lastUsedPending(keyId: string): number | undefined {
+    return this.lastUsed.get(keyId);
+  }
+
+  async flushLastUsed(): Promise<void> {
+    if (this.lastUsed.size === 0) return;
+    const batch = [...this.lastUsed];
+    this.lastUsed.clear();
+    await this.store.touchKeys(batch);
+  }
+
+  startBackground(onError: (e: unknown) => void, everyMs = 5000): void {
+    this.usageTimer = setInterval(() => this.flushLastUsed().catch(onError), everyMs);
+    this.usageTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.usageTimer) clearInterval(this.usageTimer);
+    await this.flushLastUsed();
+  }
+
+  /** What a key has spent as far as this instance knows (DB value at last load + local charges). */
+  spentOf(keyId: string): number {
+    return this.spent.get(keyId) ?? 0;
+  }
+
+  addSpend(keyId: string, micros: number): void {
+    if (micros > 0) this.spent.set(keyId, (this.spent.get(keyId) ?? 0) + micros);
+  }
+
+  resetSpend(keyId: string): void {
+    this.spent.delete(keyId);
   }
 
   async createUser(input: {
@@ -88,6 +199,7 @@ export class AccountsService {
     privyId?: string | null;
     grantKind?: string;
     grantReference?: string | null;
+    referredByCode?: string | null;
   }): Promise<CreatedUser> {
     const now = Date.now();
     const user: UserRow = {
@@ -101,6 +213,11 @@ export class AccountsService {
       held_micros: 0,
       created_at: now,
       updated_at: now,
+      referral_code: newReferralCode(),
+      referred_by_code: input.referredByCode ?? null,
+      display_name: null,
+      deleted_at: null,
+      trial_balance_micros: 0,
     };
     const k = generateKey(input.environment, this.secret);
     const key: KeyRow = newKeyRow(user.id, k.hash, k.prefix, 'Primary key', input.environment, now, true);
@@ -149,6 +266,15 @@ export class AccountsService {
   }
 }
 
+/** 8 characters, no look-alikes (0/O, 1/I/L): easy to read out and type. */
+export function newReferralCode(): string {
+  const alphabet = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
+  const bytes = randomBytes(8);
+  let out = '';
+  for (const b of bytes) out += alphabet[b % alphabet.length];
+  return out;
+}
+
 export function newKeyRow(
   userId: string,
   hash: string,
@@ -179,6 +305,8 @@ export function newKeyRow(
     last_used_at: null,
     created_at: now,
     updated_at: now,
+    previous_key_hash: null,
+    previous_expires_at: null,
   };
 }
 
@@ -194,6 +322,10 @@ export function toPrincipal(k: KeyRow, role: string, userStatus: string): Princi
     maxSpendMicros: k.max_spend_micros,
     userStatus,
   };
+  key.ipAllowed = key.ipAllowlist?.length ? ipMatcher(key.ipAllowlist) : null;
+  key.domains = key.domainReferrers?.length
+    ? key.domainReferrers.map(normalizeDomain).filter((d): d is string => d !== null)
+    : null;
   return {
     kind: 'key',
     userId: k.user_id,

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { normalizeEnvironment } from '../accounts/keys.js';
 import type { AccountsService } from '../accounts/service.js';
+import type { AuditLog } from '../audit/log.js';
 import type { BillingStore } from '../billing/store.js';
 import { isUniqueViolation } from '../billing/store.js';
 import { badRequest, GatewayError } from '../lib/errors.js';
@@ -9,7 +10,12 @@ import { microsToUsd, usdToMicros } from '../lib/money.js';
 
 const Usd = Type.Number({ minimum: 0, maximum: 1_000_000 });
 
-export function adminRoutes(app: FastifyInstance, accounts: AccountsService, billing: BillingStore): void {
+export function adminRoutes(
+  app: FastifyInstance,
+  accounts: AccountsService,
+  billing: BillingStore,
+  audit?: AuditLog,
+): void {
   const create = async (request: any) => {
     const b = request.body as {
       email: string;
@@ -29,6 +35,13 @@ export function adminRoutes(app: FastifyInstance, accounts: AccountsService, bil
         environment: env,
         role: b.role,
         grantKind: 'admin_grant',
+      });
+      await audit?.recordRequest(request, {
+        userId: r.user.id,
+        action: 'user.create',
+        resourceType: 'user',
+        resourceId: r.user.id,
+        details: { role: r.user.role, credits_usd: microsToUsd(r.balanceMicros), key_id: r.keyId },
       });
       return {
         user_id: r.user.id,
@@ -111,6 +124,13 @@ export function adminRoutes(app: FastifyInstance, accounts: AccountsService, bil
         throw new GatewayError(409, 'This idempotency_key was already applied', {
           code: 'duplicate_request',
         });
+      await audit?.recordRequest(request, {
+        userId: user.id,
+        action: 'credits.admin_adjust',
+        resourceType: 'user',
+        resourceId: user.id,
+        details: { amount_usd: microsToUsd(amount), ledger_id: r.ledgerId, reason: b.reason ?? null },
+      });
       return {
         success: true,
         user_id: user.id,

@@ -28,7 +28,11 @@ export interface LedgerEntry {
   reference?: string | null;
   idempotencyKey?: string | null;
   description?: string | null;
+  /** 'paid' (default: users.balance_micros) or 'trial' (users.trial_balance_micros, an expiring bucket). */
+  bucket?: LedgerBucket;
 }
+
+export type LedgerBucket = 'paid' | 'trial';
 
 /** Balances, holds, the ledger and usage records. Every balance change writes a ledger row in the same transaction. */
 export class BillingStore {
@@ -52,7 +56,7 @@ export class BillingStore {
         .updateTable('users')
         .set({ held_micros: sql`held_micros + ${amount}` })
         .where('id', '=', userId)
-        .where(sql<boolean>`balance_micros - held_micros >= ${amount}`)
+        .where(sql<boolean>`balance_micros + trial_balance_micros - held_micros >= ${amount}`)
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
       await trx
@@ -74,15 +78,16 @@ export class BillingStore {
   async available(userId: string): Promise<number | null> {
     const row = await this.db
       .selectFrom('users')
-      .select(['balance_micros', 'held_micros'])
+      .select(['balance_micros', 'held_micros', 'trial_balance_micros'])
       .where('id', '=', userId)
       .executeTakeFirst();
-    return row ? row.balance_micros - row.held_micros : null;
+    return row ? row.balance_micros + (row.trial_balance_micros ?? 0) - row.held_micros : null;
   }
 
   /**
    * Settle a request: release its hold (if still there), charge `cost` through the ledger and
-   * write the usage record, all in one transaction.
+   * write the usage record, all in one transaction. Trial credits are spent first, then paid
+   * credits; each bucket touched gets its own ledger row. Returns the paid balance after.
    */
   async settle(
     holdId: string | null,
@@ -101,8 +106,11 @@ export class BillingStore {
         held = h?.amount_micros ?? 0;
       }
       let balanceAfter: number | null = null;
+      let fromTrial = 0;
+      let trialAfter = 0;
       if (cost !== 0 || held !== 0) {
-        const u = await trx
+        // Common case, one statement: no trial credit, so everything comes from the paid balance.
+        const plain = await trx
           .updateTable('users')
           .set({
             balance_micros: sql`balance_micros - ${cost}`,
@@ -110,17 +118,56 @@ export class BillingStore {
             updated_at: usage.created_at,
           })
           .where('id', '=', usage.user_id)
-          .returning('balance_micros')
-          .executeTakeFirstOrThrow();
-        balanceAfter = u.balance_micros;
+          .where((eb) => (cost > 0 ? eb('trial_balance_micros', '<=', 0) : eb.lit(true)))
+          .returning(['balance_micros'])
+          .executeTakeFirst();
+        if (plain) balanceAfter = plain.balance_micros;
+        else {
+          // Trial credit left: the row is locked (FOR UPDATE; SQLite transactions are serial), so
+          // the split between the buckets is exact. Trial credits are spent first.
+          let q = trx.selectFrom('users').select('trial_balance_micros').where('id', '=', usage.user_id);
+          if (this.dialect === 'postgres') q = q.forUpdate();
+          const t = await q.executeTakeFirstOrThrow();
+          fromTrial = Math.min(cost, Math.max(0, t.trial_balance_micros ?? 0));
+          const u = await trx
+            .updateTable('users')
+            .set({
+              balance_micros: sql`balance_micros - ${cost - fromTrial}`,
+              trial_balance_micros: sql`trial_balance_micros - ${fromTrial}`,
+              held_micros: sql`held_micros - ${held}`,
+              updated_at: usage.created_at,
+            })
+            .where('id', '=', usage.user_id)
+            .returning(['balance_micros', 'trial_balance_micros'])
+            .executeTakeFirstOrThrow();
+          balanceAfter = u.balance_micros;
+          trialAfter = u.trial_balance_micros ?? 0;
+        }
       }
-      if (cost !== 0 && balanceAfter !== null) {
+      const fromPaid = cost - fromTrial;
+      if (fromTrial !== 0) {
         await trx
           .insertInto('ledger')
           .values({
             user_id: usage.user_id,
             kind: 'usage',
-            amount_micros: -cost,
+            bucket: 'trial',
+            amount_micros: -fromTrial,
+            balance_after: trialAfter,
+            reference: usage.request_id,
+            idempotency_key: null,
+            description: `${usage.endpoint} ${usage.model} via ${usage.provider} (trial credits)`,
+            created_at: usage.created_at,
+          })
+          .execute();
+      }
+      if (fromPaid !== 0 && balanceAfter !== null) {
+        await trx
+          .insertInto('ledger')
+          .values({
+            user_id: usage.user_id,
+            kind: 'usage',
+            amount_micros: -fromPaid,
             balance_after: balanceAfter,
             reference: usage.request_id,
             idempotency_key: null,
@@ -128,6 +175,8 @@ export class BillingStore {
             created_at: usage.created_at,
           })
           .execute();
+      }
+      if (cost !== 0 && balanceAfter !== null) {
         if (keyId) {
           await trx
             .updateTable('api_keys')
@@ -188,20 +237,27 @@ export class BillingStore {
           .executeTakeFirst();
         if (seen) return null;
       }
+      const trial = e.bucket === 'trial';
       const u = await trx
         .updateTable('users')
-        .set({ balance_micros: sql`balance_micros + ${e.amount}`, updated_at: now })
+        .set(
+          trial
+            ? { trial_balance_micros: sql`trial_balance_micros + ${e.amount}`, updated_at: now }
+            : { balance_micros: sql`balance_micros + ${e.amount}`, updated_at: now },
+        )
         .where('id', '=', e.userId)
-        .returning('balance_micros')
+        .returning(['balance_micros', 'trial_balance_micros'])
         .executeTakeFirst();
       if (!u) throw new Error(`no user ${e.userId}`);
+      const after = trial ? (u.trial_balance_micros ?? 0) : u.balance_micros;
       const row = await trx
         .insertInto('ledger')
         .values({
           user_id: e.userId,
           kind: e.kind,
+          bucket: trial ? 'trial' : 'paid',
           amount_micros: e.amount,
-          balance_after: u.balance_micros,
+          balance_after: after,
           reference: e.reference ?? null,
           idempotency_key: e.idempotencyKey ?? null,
           description: e.description ?? null,
@@ -209,7 +265,7 @@ export class BillingStore {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      return { balanceAfter: u.balance_micros, ledgerId: Number(row.id) };
+      return { balanceAfter: after, ledgerId: Number(row.id) };
     };
     if (trxIn) return run(trxIn);
     try {
@@ -224,16 +280,18 @@ export class BillingStore {
   async balance(userId: string) {
     return this.db
       .selectFrom('users')
-      .select(['balance_micros', 'held_micros', 'status'])
+      .select(['balance_micros', 'held_micros', 'trial_balance_micros', 'status'])
       .where('id', '=', userId)
       .executeTakeFirst();
   }
 
-  async ledgerSum(userId: string): Promise<number> {
+  /** Σ ledger of one bucket ('paid' by default: equals balance_micros; 'trial' equals trial_balance_micros). */
+  async ledgerSum(userId: string, bucket: LedgerBucket = 'paid'): Promise<number> {
     const r = await this.db
       .selectFrom('ledger')
       .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('amount_micros'), sql<number>`0`).as('total'))
       .where('user_id', '=', userId)
+      .where('bucket', '=', bucket)
       .executeTakeFirstOrThrow();
     return Number(r.total);
   }

@@ -21,7 +21,10 @@ export function priceFromPerToken(p: Record<string, string | number> | null): Pr
 
 /** Operator price (USD per million tokens; request/image USD per unit) → Price. Throws on a malformed entry. */
 export function priceFromSpec(s: PriceSpec, where: string): Price {
+  // An image model priced per image needs no token prices.
+  const perImageOnly = s.image !== undefined || s.image_sizes !== undefined;
   const req = (v: number | string | undefined, field: string) => {
+    if (v === undefined && perImageOnly) return 0;
     const n = v === undefined ? null : perMillionUsdToMicrosPerM(v);
     if (n === null)
       throw new Error(`${where}.${field} must be a non-negative number (USD per million tokens)`);

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { scaledToDecimal } from '../lib/decimal.js';
 import { notFound } from '../lib/errors.js';
 import { PROVIDERS } from '../providers/definitions.js';
+import type { BreakerView, CircuitBreakers } from '../routing/breaker.js';
 import type { Catalog, CatalogEntry } from './service.js';
 
 const perToken = (n: number | null) => (n === null ? null : scaledToDecimal(n, 12));
@@ -36,7 +37,12 @@ function modelView(entries: CatalogEntry[]) {
   };
 }
 
-export function catalogRoutes(app: FastifyInstance, catalog: Catalog, providerOrder: string[]): void {
+export function catalogRoutes(
+  app: FastifyInstance,
+  catalog: Catalog,
+  providerOrder: string[],
+  breakers?: CircuitBreakers,
+): void {
   const grouped = (provider?: string) => {
     const byId = new Map<string, CatalogEntry[]>();
     for (const e of catalog.entries()) {
@@ -110,6 +116,19 @@ export function catalogRoutes(app: FastifyInstance, catalog: Catalog, providerOr
     const counts = new Map<string, number>();
     for (const e of catalog.entries()) counts.set(e.provider, (counts.get(e.provider) ?? 0) + 1);
     const sync = new Map(catalog.syncStatus().map((s) => [s.provider, s]));
+    const circuits: BreakerView[] = (await breakers?.view().catch(() => [])) ?? [];
+    const circuitOf = (name: string) => {
+      const own = circuits.find((c) => c.key === name);
+      return {
+        state: own?.state ?? 'closed',
+        consecutive_failures: own?.consecutive_failures ?? 0,
+        retry_at: own?.retry_at ? new Date(own.retry_at).toISOString() : null,
+        // per provider+model breakers that are not closed
+        models: circuits
+          .filter((c) => c.key.startsWith(`${name}|`) && c.state !== 'closed')
+          .map((c) => ({ model: c.key.slice(name.length + 1), state: c.state })),
+      };
+    };
     return {
       data: Object.values(PROVIDERS).map((def) => {
         const s = sync.get(def.name);
@@ -122,6 +141,7 @@ export function catalogRoutes(app: FastifyInstance, catalog: Catalog, providerOr
           model_count: counts.get(def.name) ?? 0,
           last_sync_at: s?.last_sync_at ? new Date(s.last_sync_at).toISOString() : null,
           last_error: s?.last_error ?? null,
+          circuit: circuitOf(def.name),
         };
       }),
     };

@@ -83,7 +83,7 @@ export class Catalog {
     try {
       const res = await this.upstreams.request({
         baseUrl: p.baseUrl,
-        path: '/models',
+        path: p.def.catalogPath ?? '/models',
         method: 'GET',
         headers: p.headers,
         signal: AbortSignal.timeout(30_000),

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { type AccountsConfig, loadAccountsConfig } from '../accounts/config.js';
+import { type CommerceConfig, loadCommerceConfig } from '../commerce/config.js';
+import { type FleetConfig, loadFleetConfig } from '../fleet/config.js';
+import { type LimitsConfig, loadLimitsConfig } from '../limits/config.js';
+import { loadRoutingSettings, type RoutingSettings } from '../routing/config.js';
 import { ConfigError } from './error.js';
 import { type FileConfig, parseFileConfig } from './file.js';
 
@@ -35,6 +40,16 @@ export interface Config {
   appName: string;
   appUrl: string;
   file: FileConfig;
+  /** Login (Privy), key limits, brute-force protection (src/accounts/config.ts). */
+  accounts: AccountsConfig;
+  /** Retries, breaker, fallbacks, balancing, per-provider timeouts, response cache (src/routing/config.ts). */
+  routing: RoutingSettings;
+  /** Scale-out, shutdown, metrics and tracing (src/fleet/config.ts). */
+  fleet: FleetConfig;
+  /** Rate limits and plan quotas (src/limits/config.ts). */
+  limits: LimitsConfig;
+  /** Plans, trial, Stripe, coupons, referrals, scheduled jobs, e-mail (src/commerce/config.ts). */
+  commerce: CommerceConfig;
 }
 
 export { ConfigError };
@@ -47,9 +62,20 @@ export const PROVIDER_ENV: Record<string, { extras?: string[] }> = {
   chutes: {},
   openai: {},
   anthropic: {},
+  deepinfra: {},
+  together: {},
 };
 
-const DEFAULT_ORDER = ['openrouter', 'openai', 'anthropic', 'portkey', 'featherless', 'chutes'];
+const DEFAULT_ORDER = [
+  'openrouter',
+  'openai',
+  'anthropic',
+  'portkey',
+  'featherless',
+  'chutes',
+  'deepinfra',
+  'together',
+];
 
 type Env = Record<string, string | undefined>;
 
@@ -141,6 +167,12 @@ export function loadConfig(env: Env = process.env): Config {
   for (const p of DEFAULT_ORDER) if (!order.includes(p)) order.push(p);
 
   const totalMs = int(env, 'UPSTREAM_TIMEOUT_MS', 600_000, 1);
+  const timeouts = {
+    connectMs: int(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, 1),
+    firstByteMs: int(env, 'UPSTREAM_FIRST_BYTE_TIMEOUT_MS', 120_000, 1),
+    idleMs: int(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 120_000, 1),
+    totalMs,
+  };
   return {
     port: int(env, 'PORT', 8000, 0, 65535),
     host,
@@ -152,12 +184,7 @@ export function loadConfig(env: Env = process.env): Config {
     gatewaySecret: loadSecret(env, dataDir),
     providers,
     providerOrder: order,
-    timeouts: {
-      connectMs: int(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, 1),
-      firstByteMs: int(env, 'UPSTREAM_FIRST_BYTE_TIMEOUT_MS', 120_000, 1),
-      idleMs: int(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 120_000, 1),
-      totalMs,
-    },
+    timeouts,
     trustedProxies: (env.TRUSTED_PROXIES || '')
       .split(',')
       .map((s) => s.trim())
@@ -169,5 +196,10 @@ export function loadConfig(env: Env = process.env): Config {
     appName: env.APP_NAME || 'Gatewayz',
     appUrl: env.APP_URL || 'https://github.com/gatewayz/gatewayz',
     file,
+    accounts: loadAccountsConfig(env),
+    routing: loadRoutingSettings(env, file, timeouts),
+    fleet: loadFleetConfig(env),
+    limits: loadLimitsConfig(env),
+    commerce: loadCommerceConfig(env, file as unknown as Record<string, unknown>),
   };
 }

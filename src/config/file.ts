@@ -15,6 +15,8 @@ export interface PriceSpec {
   reasoning?: number | string;
   request?: number | string;
   image?: number | string;
+  /** Image models: USD per image by size (`{"1024x1024": 0.04}`); `image` is the price for other sizes. */
+  image_sizes?: Record<string, number | string>;
 }
 
 export interface FileConfig {
@@ -30,6 +32,17 @@ export interface FileConfig {
   >;
   /** Minimum completion tokens a request must be able to afford before max_tokens is capped. */
   minAffordableTokens: number;
+  /** Routing (see src/routing/config.ts): model → fallback models, in order. */
+  fallbacks?: Record<string, string[]>;
+  /** Routing: model id (or `*`) → {strategy: weighted|latency|ordered, weights: {provider: n}, sticky}. */
+  balancing?: Record<
+    string,
+    { strategy?: 'weighted' | 'latency' | 'ordered'; weights?: Record<string, number>; sticky?: boolean }
+  >;
+  /** Routing: provider → {connectMs, firstByteMs, idleMs} overriding the UPSTREAM_* timeouts. */
+  providerTimeouts?: Record<string, { connectMs?: number; firstByteMs?: number; idleMs?: number }>;
+  /** Response cache: API key ids whose cacheable requests are always cached. */
+  cacheKeys?: string[];
 }
 
 export function parseFileConfig(pathFromEnv: string | undefined): FileConfig {

@@ -30,6 +30,11 @@ export function openDatabase(target: DatabaseTarget): Db {
     return { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   const pool = new pg.Pool({ connectionString: target.url, max: target.poolSize });
+  // An idle connection the server closed (restart, failover) must not crash the process: the pool
+  // drops it and the next query opens a new one.
+  pool.on('error', (err) => {
+    process.emitWarning(`PostgreSQL idle connection error: ${err.message}`);
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', close: () => db.destroy() };
 }

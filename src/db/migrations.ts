@@ -1,6 +1,14 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import type { Dialect } from './database.js';
 import * as m001 from './migrations/001_core.js';
+import * as m010 from './migrations/010_accounts.js';
+import * as m020 from './migrations/020_rate_limits.js';
+import * as m030 from './migrations/030_commerce.js';
+import * as m031 from './migrations/031_notify.js';
+import * as m040 from './migrations/040_responses.js';
+import * as m045 from './migrations/045_history.js';
+import * as m046 from './migrations/046_rankings.js';
+import * as m060 from './migrations/060_fleet.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -9,6 +17,14 @@ import * as m001 from './migrations/001_core.js';
 type Step = { up: (db: Kysely<any>, dialect: Dialect) => Promise<void> };
 const steps: Record<string, Step> = {
   '001_core': m001,
+  '010_accounts': m010,
+  '020_rate_limits': m020,
+  '030_commerce': m030,
+  '031_notify': m031,
+  '040_responses': m040,
+  '045_history': m045,
+  '046_rankings': m046,
+  '060_fleet': m060,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

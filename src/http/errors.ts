@@ -44,7 +44,7 @@ export function toGatewayError(err: FastifyError | Error): GatewayError {
   const e = err as FastifyError & {
     validation?: Array<{ instancePath: string; message?: string; params?: any; keyword: string }>;
   };
-  if (e.validation && e.validation.length) {
+  if (e.validation?.length) {
     const v = e.validation[0]!;
     let path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
     if (v.keyword === 'required' && v.params?.missingProperty) {

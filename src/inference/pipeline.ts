@@ -7,8 +7,16 @@ import { GatewayError } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import { microsToUsd } from '../lib/money.js';
 import type { Upstreams } from '../providers/upstream.js';
+import {
+  type AttemptRunner,
+  ClientGone,
+  type RespondOutcome,
+  type UpstreamGate,
+} from '../routing/attempts.js';
+import type { ResponseCache } from '../routing/cache.js';
+import { type CacheSettings, type CacheUse, openCacheUse, serveCached } from '../routing/cache-serve.js';
+import { requestTimeoutMs, stickyKeyOf } from '../routing/request-options.js';
 import type { ProviderPreference, Router, Target } from '../routing/router.js';
-import { fromNetworkError, fromUpstreamResponse, readLimited, shouldFallBack } from './upstream-error.js';
 
 /** One inference request as the pipeline sees it, whatever the endpoint. */
 export interface InferenceCall {
@@ -17,6 +25,8 @@ export interface InferenceCall {
   endpoint: string;
   model: string;
   providerPref: ProviderPreference | null;
+  /** Models to try after `model` (OpenRouter's `models`), before the configured fallback chain. */
+  fallbackModels?: readonly string[] | null;
   stream: boolean;
   /** Cheap upper bound of prompt tokens, for the hold. */
   promptTokensBound: number;
@@ -25,6 +35,8 @@ export interface InferenceCall {
   choices: number;
   /** Billable units priced per unit (images). */
   units: number;
+  /** Price of a target when it is not the catalog entry's own (images priced by size); throws to refuse. */
+  priceOf?: (t: Target) => Price;
   app: string | null;
   clientIp: string;
   headers: Record<string, string | string[] | undefined>;
@@ -61,6 +73,8 @@ export interface RespondIO {
   /** Charge for what was delivered; exactly once. Non-stream adapters call it before responding. */
   settle(usage: Usage, status: string): Promise<SettleResult>;
   gatewayUsage(s: SettleResult): Record<string, unknown>;
+  /** Set when the response cache wants this response: hand over what the client received, once complete. */
+  remember?(kind: 'json' | 'sse', body: string, usage: Usage): void;
 }
 
 export interface Adapter {
@@ -68,10 +82,42 @@ export interface Adapter {
     target: Target,
     maxTokensCap: number | null,
   ): { path: string; body: string; headers?: Record<string, string> };
-  respond(res: Dispatcher.ResponseData, io: RespondIO): Promise<void>;
+  /** Adapters whose relay can fail after the first byte (streams) say so, for the circuit breaker. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most adapters return nothing
+  respond(res: Dispatcher.ResponseData, io: RespondIO): Promise<void | RespondOutcome>;
+  /** Response cache support: whether the body asked for it (`cache: true`) and the request's key (null: not cacheable). */
+  cache?: { requested: boolean; key(userId: string): string | null };
+}
+
+/** Metrics hooks (src/metrics); each is called at most once per request and must stay cheap. */
+export interface PipelineObserver {
+  /** The upstream answered 2xx and the adapter starts responding. */
+  responding(call: InferenceCall, t: Target, reply: FastifyReply): void;
+  settled(
+    call: InferenceCall,
+    t: Target,
+    s: SettleResult,
+    status: string,
+    overheadMs: number,
+    upstreamMs: number,
+  ): void;
+  failed(call: InferenceCall, t: Target | null, err: unknown): void;
+}
+
+/** A span of a trace (src/metrics/tracing); absent when tracing is off. */
+export interface PipelineSpan {
+  set(key: string, value: string | number | boolean): void;
+  end(err?: unknown): void;
+}
+export interface PipelineTracer {
+  start(name: string, parent?: PipelineSpan, attrs?: Record<string, string | number | boolean>): PipelineSpan;
+  /** The caller's span from a W3C `traceparent` header, so the request joins the caller's trace. */
+  remoteParent(traceparent: unknown): PipelineSpan | undefined;
 }
 
 export interface PipelineDeps {
+  observer?: PipelineObserver;
+  tracer?: PipelineTracer;
   billing: BillingStore;
   router: Router;
   upstreams: Upstreams;
@@ -80,28 +126,71 @@ export interface PipelineDeps {
   holdTtlMs: number;
   totalTimeoutMs: number;
   minAffordableTokens: number;
+  /** Retries, fallbacks, breakers, timeouts (src/routing/attempts.ts). */
+  attempts: AttemptRunner;
+  responseCache?: ResponseCache | null;
+  cacheSettings?: CacheSettings;
+  /** Per-provider concurrency hook around each upstream attempt (limits). */
+  upstreamGate?: UpstreamGate;
 }
 
 const DEFAULT_MAX_OUTPUT = 4096;
-const ERROR_BODY_LIMIT = 64 * 1024;
 
 /**
  * The one path every inference request walks: guard → hold → route → call → settle → respond.
  * Nothing reaches a provider any other way.
  */
 export class Pipeline {
+  /** Runs in progress (graceful shutdown waits for them: their settle and hold release included). */
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+
   constructor(private readonly deps: PipelineDeps) {}
+
+  /** Resolves when no run is in progress (every hold settled or released), or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return true;
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(this.active === 0), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  inFlight(): number {
+    return this.active;
+  }
 
   addGuard(g: Guard): void {
     this.deps.guards.push(g);
   }
 
+  /** Install the per-provider concurrency gate (called around every upstream attempt). */
+  setUpstreamGate(gate: UpstreamGate): void {
+    this.deps.upstreamGate = gate;
+  }
+
   async run(call: InferenceCall, adapter: Adapter, reply: FastifyReply): Promise<void> {
+    this.active++;
+    try {
+      await this.runOnce(call, adapter, reply);
+    } finally {
+      if (--this.active === 0 && this.idleWaiters.length) {
+        for (const w of this.idleWaiters.splice(0)) w();
+      }
+    }
+  }
+
+  private async runOnce(call: InferenceCall, adapter: Adapter, reply: FastifyReply): Promise<void> {
     const { deps } = this;
     const releases: GuardRelease[] = [];
     let holdId: string | null = null;
     let settled: SettleResult | null = null;
     let target: Target | null = null;
+    const totalMs = requestTimeoutMs(call.headers, deps.totalTimeoutMs);
+    const deadline = Date.now() + totalMs;
     const abort = new AbortController();
     let gone = false;
     const onClose = () => {
@@ -111,95 +200,131 @@ export class Pipeline {
       }
     };
     reply.raw.on('close', onClose);
-    const timer = setTimeout(
-      () => abort.abort(new DOMException('total timeout', 'TimeoutError')),
-      deps.totalTimeoutMs,
-    );
+    const timer = setTimeout(() => abort.abort(new DOMException('total timeout', 'TimeoutError')), totalMs);
+    const span = deps.tracer?.start('gatewayz.request', deps.tracer.remoteParent(call.headers.traceparent), {
+      'gatewayz.request_id': call.requestId,
+      'gatewayz.endpoint': call.endpoint,
+      'gatewayz.model': call.model,
+      'gatewayz.stream': call.stream,
+    });
+    let stage: PipelineSpan | undefined;
     try {
+      stage = deps.tracer?.start('gatewayz.guards', span);
       for (const g of deps.guards) {
         const r = await g.check(call);
         if (r) releases.push(r);
       }
-      const targets = deps.router.resolve(call.model, call.providerPref);
+      stage?.end();
+      stage = deps.tracer?.start('gatewayz.route', span);
+      // Every candidate, fallback models included: the hold covers the most expensive of them.
+      const targets = deps.router.plan(call.model, call.providerPref, {
+        fallbackModels: call.fallbackModels,
+        user: stickyKeyOf(call),
+      });
+      stage?.end();
+      stage = deps.tracer?.start('gatewayz.hold', span);
       const hold = await this.hold(call, targets);
+      stage?.end();
+      stage = undefined;
       holdId = hold.holdId;
-      let lastError: GatewayError | null = null;
-      let attempts = 0;
-      for (const t of targets) {
-        if (gone) return;
-        target = t;
-        attempts++;
-        const up = adapter.upstream(t, hold.cap);
-        const sentAt = performance.now();
-        let res: Dispatcher.ResponseData;
-        try {
-          res = await deps.upstreams.request({
-            baseUrl: t.provider.baseUrl,
-            path: up.path,
-            headers: up.headers ? { ...t.provider.headers, ...up.headers } : t.provider.headers,
-            body: up.body,
-            signal: abort.signal,
+      const cache: CacheUse | null = openCacheUse(call, adapter, deps.responseCache, deps.cacheSettings);
+      if (cache) {
+        const hit = await cache.lookup();
+        if (hit) {
+          const t =
+            targets.find((x) => x.provider.def.name === hit.provider && x.entry.id === hit.model) ??
+            targets[0]!;
+          target = t;
+          await serveCached(hit, reply, {
+            ratio: deps.cacheSettings?.hitPriceRatio ?? 0,
+            price: priceFor(call, t),
+            settle: async (usage, cost) => {
+              settled = await this.settle(call, t, holdId, usage, 'cache_hit', cost, hit);
+              holdId = null;
+              deps.observer?.settled(call, t, settled, 'cache_hit', performance.now() - call.startedAt, 0);
+              return settled;
+            },
+            headers: () => ({
+              ...this.headers(call, t, 0, null, performance.now()),
+              'x-gatewayz-provider': hit.provider,
+              'x-gatewayz-model': hit.model,
+            }),
+            gatewayUsage: (st) => this.gatewayUsage(call, hit.provider, hit.model, 0, null, st),
           });
-        } catch (err) {
-          if (gone) return;
-          lastError = abort.signal.aborted
-            ? new GatewayError(504, 'The request took longer than the gateway allows', {
-                type: 'timeout_error',
-                code: 'timeout',
-              })
-            : fromNetworkError(err, t.provider.def.name);
-          if (abort.signal.aborted) break;
-          continue;
+          return;
         }
-        if (res.statusCode >= 400) {
-          const text = await readLimited(res.body, ERROR_BODY_LIMIT).catch(() => '');
-          const ra = res.headers['retry-after'];
-          lastError = fromUpstreamResponse(
-            res.statusCode,
-            text,
-            t.provider.def.name,
-            typeof ra === 'string' ? ra : undefined,
-          );
-          if (!shouldFallBack(res.statusCode)) break;
-          continue;
-        }
-        const io: RespondIO = {
-          call,
-          target: t,
-          attempts,
-          reply,
-          signal: abort.signal,
-          clientGone: () => gone,
-          upstreamMs: () => performance.now() - sentAt,
-          gatewayHeaders: () => this.headers(call, t, attempts, hold.cap, sentAt),
-          settle: async (usage, status) => {
-            if (settled) return settled;
-            settled = await this.settle(call, t, holdId, usage, status);
-            holdId = null;
-            return settled;
-          },
-          gatewayUsage: (s) => ({
-            tokens_charged: s.usage.promptTokens + s.usage.completionTokens,
-            prompt_tokens: s.usage.promptTokens,
-            completion_tokens: s.usage.completionTokens,
-            cost_usd: microsToUsd(s.costMicros),
-            cost_micros: s.costMicros,
-            request_ms: Math.round(performance.now() - call.startedAt),
-            provider: t.provider.def.name,
-            model: t.entry.id,
-            attempts,
-            ...(hold.cap !== null ? { max_tokens_capped: hold.cap } : {}),
-            ...(s.balanceAfter !== null ? { balance_usd: microsToUsd(s.balanceAfter) } : {}),
-          }),
-        };
-        await adapter.respond(res, io);
-        return;
       }
-      if (gone) return;
-      throw (
-        lastError ?? new GatewayError(502, 'No provider could serve the request', { type: 'upstream_error' })
-      );
+      const ioFor = (t: Target, attempts: number, sentAt: number): RespondIO => ({
+        call,
+        target: t,
+        attempts,
+        reply,
+        signal: abort.signal,
+        clientGone: () => gone,
+        upstreamMs: () => performance.now() - sentAt,
+        gatewayHeaders: () => this.headers(call, t, attempts, hold.cap, sentAt),
+        settle: async (usage, status) => {
+          if (settled) return settled;
+          settled = await this.settle(call, t, holdId, usage, status);
+          holdId = null;
+          deps.observer?.settled(
+            call,
+            t,
+            settled,
+            status,
+            sentAt - call.startedAt,
+            performance.now() - sentAt,
+          );
+          return settled;
+        },
+        gatewayUsage: (st) =>
+          this.gatewayUsage(call, t.provider.def.name, t.entry.id, attempts, hold.cap, st),
+        remember: cache ? (kind, body, usage) => cache.store(kind, body, usage, t) : undefined,
+      });
+      let respondingSeen = false;
+      try {
+        await deps.attempts.run(
+          targets,
+          {
+            request: (t) => adapter.upstream(t, hold.cap),
+            onAttempt: (t, n) => {
+              stage?.end();
+              target = t;
+              stage = deps.tracer?.start('gatewayz.upstream', span, {
+                'gatewayz.provider': t.provider.def.name,
+                'gatewayz.attempt': n,
+              });
+            },
+            respond: async (t, res, n, sentAt) => {
+              stage?.set('http.response.status_code', res.statusCode);
+              stage?.end();
+              // the observer's contract is once per request, even when a broken 2xx body is retried
+              if (!respondingSeen) deps.observer?.responding(call, t, reply);
+              respondingSeen = true;
+              stage = deps.tracer?.start('gatewayz.respond', span, {
+                'gatewayz.provider': t.provider.def.name,
+              });
+              const outcome = await adapter.respond(res, ioFor(t, n, sentAt));
+              stage?.end();
+              stage = undefined;
+              return outcome ?? undefined;
+            },
+            started: () => reply.sent || reply.raw.headersSent,
+            gone: () => gone,
+          },
+          abort.signal,
+          deadline,
+          deps.upstreamGate,
+        );
+      } catch (err) {
+        if (err instanceof ClientGone) return;
+        throw err;
+      }
+      return;
     } catch (err) {
+      stage?.end(err);
+      span?.end(err);
+      if (!settled) deps.observer?.failed(call, target, err);
       if (!settled && target && err instanceof GatewayError && err.status >= 500) {
         await this.recordFailure(call, target, holdId, err).catch((e) =>
           deps.log.error({ err: e }, 'failure record'),
@@ -211,6 +336,7 @@ export class Pipeline {
       throw err;
     } finally {
       clearTimeout(timer);
+      span?.end();
       reply.raw.off('close', onClose);
       if (holdId)
         await deps.billing
@@ -249,7 +375,7 @@ export class Pipeline {
             completionTokens: outPerChoice(t) * call.choices,
             units: call.units,
           },
-          t.entry.price!,
+          priceFor(call, t),
         );
         if (c > max) max = c;
       }
@@ -276,7 +402,7 @@ export class Pipeline {
       const available = (await this.deps.billing.available(userId)) ?? 0;
       let affordable = Number.MAX_SAFE_INTEGER;
       for (const t of targets)
-        affordable = Math.min(affordable, affordableFor(available, call, t.entry.price!));
+        affordable = Math.min(affordable, affordableFor(available, call, priceFor(call, t)));
       const perChoice = Math.floor(affordable / call.choices);
       if (call.units > 0 || perChoice < this.deps.minAffordableTokens) break;
       const cap = Math.min(perChoice, ...targets.map(maxOut));
@@ -330,9 +456,16 @@ export class Pipeline {
     holdId: string | null,
     usage: Usage,
     status: string,
+    /** A cache hit's price (a share of the original cost) and the provider/model that originally served it. */
+    costOverride?: number,
+    servedBy?: { provider: string; model: string },
   ): Promise<SettleResult> {
-    const cost = costOf(usage, t.entry.price!);
+    const cost = costOverride ?? costOf(usage, priceFor(call, t));
     const rec = this.record(call, t, usage, cost, status);
+    if (servedBy) {
+      rec.provider = servedBy.provider;
+      rec.model = servedBy.model;
+    }
     let lastErr: unknown;
     // A charge is never dropped: retry a transient storage failure before giving up loudly.
     for (let i = 0; i < 3; i++) {
@@ -346,6 +479,29 @@ export class Pipeline {
     }
     this.deps.log.error({ err: lastErr, requestId: call.requestId, cost }, 'settle failed');
     throw lastErr;
+  }
+
+  private gatewayUsage(
+    call: InferenceCall,
+    provider: string,
+    model: string,
+    attempts: number,
+    cap: number | null,
+    s: SettleResult,
+  ): Record<string, unknown> {
+    return {
+      tokens_charged: s.usage.promptTokens + s.usage.completionTokens,
+      prompt_tokens: s.usage.promptTokens,
+      completion_tokens: s.usage.completionTokens,
+      cost_usd: microsToUsd(s.costMicros),
+      cost_micros: s.costMicros,
+      request_ms: Math.round(performance.now() - call.startedAt),
+      provider,
+      model,
+      attempts,
+      ...(cap !== null ? { max_tokens_capped: cap } : {}),
+      ...(s.balanceAfter !== null ? { balance_usd: microsToUsd(s.balanceAfter) } : {}),
+    };
   }
 
   private async recordFailure(
@@ -381,6 +537,8 @@ export class Pipeline {
     return h;
   }
 }
+
+const priceFor = (call: InferenceCall, t: Target): Price => call.priceOf?.(t) ?? t.entry.price!;
 
 function affordableFor(available: number, call: InferenceCall, price: Price): number {
   return affordableCompletionTokens(available, call.promptTokensBound, price);

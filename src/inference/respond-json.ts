@@ -12,6 +12,8 @@ export interface JsonRespondOptions {
   countUsage(body: any): Promise<Usage>;
   /** Build the client's body; default: the upstream body as it was plus `gateway_usage`. */
   render?(body: any, text: string, gatewayUsage: Record<string, unknown>): string;
+  /** Runs after the charge is settled and before the answer goes out (e.g. saving chat history). */
+  beforeSend?(body: any): Promise<void>;
 }
 
 /** Read an upstream JSON body, settle the exact cost, then answer: settle → respond. */
@@ -46,8 +48,10 @@ export async function respondJson(
   }
   const usage = opts.usageOf(body) ?? (await opts.countUsage(body));
   const settled = await io.settle(usage, 'ok');
+  io.remember?.('json', text, usage);
   const gu = io.gatewayUsage(settled);
   const out = opts.render ? opts.render(body, text, gu) : spliceField(text, 'gateway_usage', gu);
+  if (opts.beforeSend) await opts.beforeSend(body);
   const headers = io.gatewayHeaders();
   headers['x-gatewayz-overhead-ms'] = Math.max(0, performance.now() - io.call.startedAt - upstreamMs).toFixed(
     3,

@@ -1,26 +1,9 @@
-import { scaledToDecimal } from '../lib/decimal.js';
-import { perMillionUsdToMicrosPerM } from '../lib/money.js';
 import { anthropic } from './anthropic/definition.js';
+import { deepinfra } from './deepinfra.js';
 import { parseOpenAiStyleCatalog } from './openai-compatible/catalog.js';
-import type { CatalogModel, ProviderDefinition } from './types.js';
-
-/** Chutes publishes prices in USD per million tokens (numbers): convert to per-token strings, exactly. */
-function chutesCatalog(body: unknown): CatalogModel[] {
-  return parseOpenAiStyleCatalog(body).map((m) => {
-    const raw = m.raw as { pricing?: Record<string, unknown>; max_output_length?: unknown };
-    const pricing: Record<string, string> = {};
-    for (const [k, v] of Object.entries(raw?.pricing ?? {})) {
-      const n = typeof v === 'number' || typeof v === 'string' ? perMillionUsdToMicrosPerM(v) : null;
-      if (n !== null) pricing[k] = scaledToDecimal(n, 12);
-    }
-    const maxOut = typeof raw?.max_output_length === 'number' ? raw.max_output_length : null;
-    return {
-      ...m,
-      pricing: pricing.prompt && pricing.completion ? pricing : null,
-      maxOutputTokens: m.maxOutputTokens ?? maxOut,
-    };
-  });
-}
+import { perMillionCatalog } from './openai-compatible/per-million.js';
+import { together } from './together.js';
+import type { ProviderDefinition } from './types.js';
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
@@ -62,7 +45,11 @@ export const chutes: ProviderDefinition = {
   defaultBaseUrl: 'https://llm.chutes.ai/v1',
   wire: 'openai',
   headers: (s) => bearer(s.apiKey),
-  parseCatalog: chutesCatalog,
+  // Chutes publishes USD per million tokens (numbers), not OpenRouter's per-token strings.
+  parseCatalog: perMillionCatalog(
+    { prompt: 'prompt', completion: 'completion', input_cache_read: 'input_cache_read' },
+    'max_output_length',
+  ),
 };
 
 export const openai: ProviderDefinition = {
@@ -84,4 +71,6 @@ export const PROVIDERS: Record<string, ProviderDefinition> = {
   chutes,
   openai,
   anthropic,
+  deepinfra,
+  together,
 };

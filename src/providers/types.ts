@@ -27,6 +27,10 @@ export interface ProviderDefinition {
   wire: 'openai' | 'anthropic';
   /** Prefix our ids carry for this provider's bare upstream ids (`openai/` for OpenAI). */
   namespace?: string;
+  /** Endpoints the provider serves natively beyond chat completions (else the gateway translates). */
+  capabilities?: { responses?: boolean };
   headers(settings: ProviderSettings, ctx: { appName: string; appUrl: string }): Record<string, string>;
   parseCatalog(body: unknown): CatalogModel[];
+  /** Catalog path when it is not `/models` (e.g. a page size for providers that paginate). */
+  catalogPath?: string;
 }

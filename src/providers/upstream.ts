@@ -13,6 +13,8 @@ export interface UpstreamRequest {
   headers: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
+  /** Per-request overrides (per-provider settings, the request's remaining time). */
+  timeouts?: Partial<UpstreamTimeouts>;
 }
 
 /** Keep-alive undici pools, one per upstream origin, shared by every request. */
@@ -21,18 +23,23 @@ export class Upstreams {
 
   constructor(private readonly timeouts: UpstreamTimeouts) {}
 
-  private pool(origin: string): Pool {
-    let p = this.pools.get(origin);
+  private pool(origin: string, connectMs = this.timeouts.connectMs): Pool {
+    // The connect timeout is a pool setting: a provider with its own gets its own pool.
+    const key = connectMs === this.timeouts.connectMs ? origin : `${origin}#${connectMs}`;
+    let p = this.pools.get(key);
     if (!p) {
       p = new Pool(origin, {
-        connections: 256,
+        // No cap: long streams hold their socket for minutes, so a capped pool would make new requests
+        // wait behind unrelated streams (first byte in seconds at 300+ open streams). Concurrency is
+        // bounded by the inbound side (connections, limits), not here.
+        connections: null,
         pipelining: 1,
         keepAliveTimeout: 30_000,
-        connect: { timeout: this.timeouts.connectMs },
+        connect: { timeout: connectMs },
         headersTimeout: this.timeouts.firstByteMs,
         bodyTimeout: this.timeouts.idleMs,
       });
-      this.pools.set(origin, p);
+      this.pools.set(key, p);
     }
     return p;
   }
@@ -44,12 +51,15 @@ export class Upstreams {
       accept: req.headers.accept ?? 'application/json',
     };
     if (req.body !== undefined) headers['content-type'] = 'application/json';
-    return this.pool(url.origin).request({
+    const t = req.timeouts;
+    return this.pool(url.origin, t?.connectMs).request({
       method: req.method ?? 'POST',
       path: url.pathname + url.search,
       headers,
       body: req.body,
       signal: req.signal,
+      ...(t?.firstByteMs !== undefined ? { headersTimeout: t.firstByteMs } : {}),
+      ...(t?.idleMs !== undefined ? { bodyTimeout: t.idleMs } : {}),
     });
   }
 

@@ -1,5 +1,6 @@
 import type { Catalog, CatalogEntry, EnabledProvider } from '../catalog/service.js';
 import { badRequest, GatewayError, notFound } from '../lib/errors.js';
+import type { Balancer } from './balancer.js';
 
 export interface Target {
   provider: EnabledProvider;
@@ -48,8 +49,53 @@ export class Router {
   constructor(
     private readonly catalog: Catalog,
     providerOrder: string[],
+    private readonly routing: { fallbacks?: Record<string, string[]>; balancer?: Balancer } = {},
   ) {
     this.rank = new Map(providerOrder.map((p, i) => [p, i]));
+  }
+
+  /**
+   * Every target to try for a request, in order: the model's providers (balanced unless the caller
+   * ordered them), then the request's `models` list, then the model's configured fallback chain.
+   * A fallback model that cannot be served is skipped; the primary's error is raised only when
+   * nothing at all can serve the request.
+   */
+  plan(
+    model: string,
+    pref: ProviderPreference | null,
+    opts: { fallbackModels?: readonly string[] | null; user?: { key: string | null; asked: boolean } } = {},
+  ): Target[] {
+    const models: string[] = [];
+    const add = (m: string) => {
+      if (!models.includes(m)) models.push(m);
+    };
+    add(model);
+    for (const m of opts.fallbackModels ?? []) add(m);
+    for (const m of [...models]) for (const f of this.routing.fallbacks?.[m] ?? []) add(f);
+    const out: Target[] = [];
+    let firstError: unknown = null;
+    for (const m of models) {
+      let targets: Target[];
+      try {
+        targets = this.resolve(m, pref);
+      } catch (err) {
+        firstError ??= err;
+        continue;
+      }
+      const balancer = this.routing.balancer;
+      if (balancer && !pref?.order?.length) {
+        const ordered = balancer.order(
+          targets[0]!.entry.id,
+          targets.map((t) => ({ provider: t.provider.def.name, t })),
+          opts.user,
+        );
+        targets = ordered.map((x) => x.t);
+      }
+      for (const t of targets)
+        if (!out.some((o) => o.provider === t.provider && o.entry.id === t.entry.id)) out.push(t);
+    }
+    if (out.length === 0) throw firstError;
+    return out;
   }
 
   resolve(model: string, pref: ProviderPreference | null): Target[] {

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { buildGateway, type Gateway } from '../../src/app.js';
+import { type BuildOptions, buildGateway, type Gateway } from '../../src/app.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { TestDatabase } from './db.js';
 
@@ -25,6 +25,8 @@ export interface RunningGateway {
 export async function startGateway(
   db: TestDatabase,
   env: Record<string, string> = {},
+  /** Build options (e.g. an injectable `clock` for breakers and the cache). */
+  options: BuildOptions = {},
 ): Promise<RunningGateway> {
   const fullEnv: Record<string, string> = {
     DATABASE_URL: db.url,
@@ -39,7 +41,7 @@ export async function startGateway(
     ...env,
   };
   const config = loadConfig(fullEnv);
-  const gw = await buildGateway(config);
+  const gw = await buildGateway(config, options);
   await gw.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (gw.app.server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;

@@ -1,3 +1,5 @@
+import { chatToAnthropicUpstream, respondChatFromAnthropic } from '../../providers/anthropic/chat-adapter.js';
+import { responseCacheKey } from '../../routing/cache.js';
 import type { Adapter } from '../pipeline.js';
 import { respondJson } from '../respond-json.js';
 import { usageFromOpenAi } from '../usage.js';
@@ -8,11 +10,23 @@ import { relayChatStream } from './stream.js';
 const GATEWAY_FIELDS = ['provider', 'models', 'session_id', 'cache'];
 
 /** OpenAI chat completions over any OpenAI-shaped provider. */
-export function chatAdapter(body: Record<string, any>): Adapter {
+export function chatAdapter(
+  body: Record<string, any>,
+  /** Called with the first choice's text once a reply completed, before the client gets its end (chat history). */
+  onComplete?: (text: string) => Promise<void>,
+): Adapter {
   const stream = body.stream === true;
   const clientWantsUsage = stream && body.stream_options?.include_usage === true;
   return {
+    // A turn saved to chat history is a side effect a cached answer would skip: never cached.
+    cache: onComplete
+      ? undefined
+      : {
+          requested: body.cache === true,
+          key: (userId) => responseCacheKey(userId, 'chat.completions', body),
+        },
     upstream(target, cap) {
+      if (target.provider.def.wire === 'anthropic') return chatToAnthropicUpstream(body, target, cap);
       const out: Record<string, any> = { ...body, model: target.entry.upstreamId };
       for (const f of GATEWAY_FIELDS) delete out[f];
       // Ask for usage so streams are billed from the provider's count, not a guess.
@@ -28,11 +42,24 @@ export function chatAdapter(body: Record<string, any>): Adapter {
       };
     },
     respond(res, io) {
+      if (io.target.provider.def.wire === 'anthropic')
+        return respondChatFromAnthropic(res, io, body, onComplete);
       if (stream)
-        return relayChatStream(res, io, { clientWantsUsage, messages: body.messages, tools: body.tools });
+        return relayChatStream(res, io, {
+          clientWantsUsage,
+          messages: body.messages,
+          tools: body.tools,
+          onComplete,
+        });
       return respondJson(res, io, {
         usageOf: (b) => usageFromOpenAi(b?.usage),
         countUsage: (b) => countChatUsage(body.messages, completionTextOf(b), body.tools),
+        beforeSend: onComplete
+          ? (b) => {
+              const c = b?.choices?.[0]?.message?.content;
+              return onComplete(typeof c === 'string' ? c : '');
+            }
+          : undefined,
       });
     },
   };

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { injectHistory } from '../../history/inject.js';
+import type { HistoryService } from '../../history/service.js';
 import { requireUser } from '../../http/auth.js';
 import { parseProviderPreference } from '../../routing/router.js';
 import { messagesUpperBound } from '../estimate.js';
@@ -12,7 +14,7 @@ export function appOf(headers: Record<string, string | string[] | undefined>): s
   return typeof t === 'string' && t ? t.slice(0, 200) : null;
 }
 
-export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
+export function chatRoutes(app: FastifyInstance, pipeline: Pipeline, history?: HistoryService): void {
   app.post(
     '/v1/chat/completions',
     {
@@ -26,12 +28,23 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
     async (request, reply) => {
       const principal = requireUser(request);
       const body = request.body as Record<string, any>;
+      // session_id: stored history goes in before the hold is sized; the turn is saved once the reply completes.
+      const withHistory = await injectHistory(
+        history,
+        request,
+        principal.userId,
+        body.model as string,
+        body.messages,
+        (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null,
+      );
+      if (withHistory) body.messages = withHistory.messages;
       const call = {
         requestId: request.id,
         principal,
         endpoint: 'chat.completions',
         model: body.model as string,
         providerPref: parseProviderPreference(body.provider),
+        fallbackModels: (body.models as string[] | undefined) ?? null,
         stream: body.stream === true,
         promptTokensBound: messagesUpperBound(body.messages, body.tools),
         maxOutputTokens: (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null,
@@ -43,7 +56,7 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline): void {
         startedAt: request.startedAt,
         responseHeaders: {},
       };
-      await pipeline.run(call, chatAdapter(body), reply);
+      await pipeline.run(call, chatAdapter(body, withHistory?.onComplete), reply);
       return reply;
     },
   );

@@ -1,31 +1,57 @@
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors as undiciErrors } from 'undici';
 import type { Usage } from '../../billing/cost.js';
+import { GatewayError } from '../../lib/errors.js';
+import type { RespondOutcome } from '../../routing/attempts.js';
 import type { RespondIO } from '../pipeline.js';
 import { type SseEvent, SseSplitter } from '../sse.js';
 import { drain, SSE_HEADERS, sseData } from '../stream-io.js';
 import { usageFromOpenAi } from '../usage.js';
 import { countChatUsage } from './count.js';
 
+/** Largest single SSE event accepted from an upstream; beyond it the stream counts as broken. */
+export const MAX_SSE_EVENT_BYTES = 4 * 1024 * 1024;
+/** Largest stream kept for the response cache. */
+const MAX_CAPTURE_BYTES = 4 * 1024 * 1024;
+
 /**
  * Relay an OpenAI-shaped SSE stream event by event (never buffering the stream), reading usage
  * from whichever chunk carries it, hiding the usage chunk from clients that did not ask for it,
  * then settling before the stream's end so the charge is booked when the client sees [DONE].
+ *
+ * The client's response starts with the first event worth sending. A stream that fails before
+ * that (error event, broken, stalled, oversized) throws, so the attempt loop may retry or fall
+ * back; once a byte went out, a failure becomes an SSE error event and what was delivered is charged.
  */
 export async function relayChatStream(
   res: Dispatcher.ResponseData,
   io: RespondIO,
-  opts: { clientWantsUsage: boolean; messages: readonly unknown[]; tools?: unknown },
-): Promise<void> {
+  opts: {
+    clientWantsUsage: boolean;
+    messages: readonly unknown[];
+    tools?: unknown;
+    /** Called with the first choice's text when the stream completed, before [DONE] goes out. */
+    onComplete?: (text: string) => Promise<void>;
+  },
+): Promise<RespondOutcome> {
   const raw = io.reply.raw;
-  io.reply.hijack();
-  raw.writeHead(200, { ...SSE_HEADERS, ...io.gatewayHeaders() });
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    io.reply.hijack();
+    raw.writeHead(200, { ...SSE_HEADERS, ...io.gatewayHeaders() });
+  };
   const splitter = new SseSplitter();
   let usage: Usage | null = null;
   const text: string[] = [];
+  const firstChoice: string[] = [];
   let out = '';
+  let sawData = false;
   let sawDone = false;
   let upstreamError: unknown = null;
   let broke: Error | null = null;
+  const capture: string[] | null = io.remember ? [] : null;
+  let captured = 0;
 
   const onEvent = (e: SseEvent) => {
     const data = e.data;
@@ -45,15 +71,19 @@ export async function relayChatStream(
     }
     if (j?.error) {
       upstreamError = j.error;
-      out += e.raw;
+      if (started || sawData) out += e.raw;
       return;
     }
+    sawData = true;
     const choices = j?.choices;
     if (Array.isArray(choices)) {
       for (const c of choices) {
         const d = c?.delta;
         if (!d) continue;
-        if (typeof d.content === 'string') text.push(d.content);
+        if (typeof d.content === 'string') {
+          text.push(d.content);
+          if ((c.index ?? 0) === 0) firstChoice.push(d.content);
+        }
         if (typeof d.reasoning === 'string') text.push(d.reasoning);
         if (Array.isArray(d.tool_calls)) {
           for (const tc of d.tool_calls) {
@@ -75,39 +105,101 @@ export async function relayChatStream(
     out += e.raw;
   };
 
+  const flush = async () => {
+    // Leading comments wait for the first data event: until then nothing is sent and a retry stays possible.
+    if (!started && !sawData) {
+      if (out.length > 64 * 1024) out = ''; // keep-alives while waiting are not worth holding without bound
+      return;
+    }
+    if (!out) return;
+    start();
+    if (capture && captured + out.length <= MAX_CAPTURE_BYTES) {
+      capture.push(out);
+      captured += out.length;
+    } else if (capture) captured = Number.POSITIVE_INFINITY;
+    const ok = raw.write(out);
+    out = '';
+    if (!ok) await drain(raw, io.signal);
+  };
+
   try {
     for await (const chunk of res.body) {
       splitter.push(chunk as Buffer, onEvent);
-      if (out) {
-        const ok = raw.write(out);
-        out = '';
-        if (!ok) await drain(raw, io.signal);
+      if (splitter.pendingBytes > MAX_SSE_EVENT_BYTES) {
+        broke = new Error(`an event larger than ${MAX_SSE_EVENT_BYTES} bytes`);
+        broke.name = 'OversizedEvent';
+        break;
       }
+      if (upstreamError && !started && !sawData) break;
+      await flush();
       if (io.clientGone()) break;
     }
-    if (!io.clientGone()) splitter.end(onEvent);
+    if (!broke && !io.clientGone()) splitter.end(onEvent);
   } catch (err) {
     if (!io.clientGone()) broke = err as Error;
   } finally {
-    if (io.clientGone()) res.body.destroy();
+    if (io.clientGone() || broke || upstreamError) res.body.destroy();
   }
 
   const gone = io.clientGone();
   const complete = sawDone && !broke && !upstreamError;
+  const provider = io.target.provider.def.name;
+  if (!started && !gone && !complete) {
+    // Nothing reached the client: no charge, and the attempt loop may try again elsewhere.
+    throw streamFailure(provider, broke, upstreamError, io.signal);
+  }
   const counted = usage ?? (await countChatUsage(opts.messages, text.join(''), opts.tools));
   const status = gone ? 'client_abort' : complete ? 'ok' : 'upstream_error';
   // A stream that delivered nothing and failed costs nothing.
   const delivered = text.length > 0 || usage !== null || complete;
   await io.settle(delivered ? counted : { ...counted, promptTokens: 0, completionTokens: 0 }, status);
-  if (gone || raw.destroyed) return;
+  if (gone || raw.destroyed) return { upstreamFailed: !complete && !gone };
+  start();
   if (!complete && !upstreamError) {
-    const message = broke
-      ? `Provider ${io.target.provider.def.name} stream failed: ${broke.message || broke.name}`
-      : `Provider ${io.target.provider.def.name} ended the stream early`;
-    out += sseData({
-      error: { message, type: 'upstream_error', code: 'upstream_stream_error', param: null },
-    });
+    const e = streamFailure(provider, broke, null, io.signal);
+    out += sseData({ error: { message: e.message, type: e.type, code: e.code, param: null } });
   }
+  if (complete && opts.onComplete) await opts.onComplete(firstChoice.join(''));
+  if (complete && capture && captured <= MAX_CAPTURE_BYTES)
+    io.remember?.('sse', capture.join('') + out, counted);
   if (sawDone) out += 'data: [DONE]\n\n';
   raw.end(out);
+  return { upstreamFailed: !complete };
+}
+
+function streamFailure(
+  provider: string,
+  broke: Error | null,
+  upstreamError: any,
+  signal: AbortSignal,
+): GatewayError {
+  if (upstreamError) {
+    const m = typeof upstreamError?.message === 'string' ? upstreamError.message : 'error event';
+    return new GatewayError(502, `Provider ${provider} reported an error in the stream: ${m}`, {
+      type: 'upstream_error',
+      code: 'upstream_stream_error',
+    });
+  }
+  if (signal.aborted)
+    return new GatewayError(504, 'The request took longer than the gateway allows', {
+      type: 'timeout_error',
+      code: 'timeout',
+    });
+  if (broke instanceof undiciErrors.BodyTimeoutError)
+    return new GatewayError(504, `Provider ${provider} stopped sending (stream idle too long)`, {
+      type: 'timeout_error',
+      code: 'upstream_timeout',
+    });
+  if (broke?.name === 'OversizedEvent')
+    return new GatewayError(502, `Provider ${provider} sent ${broke.message}`, {
+      type: 'upstream_error',
+      code: 'upstream_body_too_large',
+    });
+  return new GatewayError(
+    502,
+    broke
+      ? `Provider ${provider} stream failed: ${broke.message || broke.name}`
+      : `Provider ${provider} ended the stream early`,
+    { type: 'upstream_error', code: 'upstream_stream_error' },
+  );
 }

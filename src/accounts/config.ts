@@ -1,0 +1,57 @@
+import { ConfigError } from '../config/error.js';
+import { usdToMicros } from '../lib/money.js';
+
+/** Settings of login, keys and brute-force protection (read from the environment by loadConfig). */
+export interface AccountsConfig {
+  privyAppId: string | null;
+  /** PEM (SPKI) ES256 public key of the Privy app. */
+  privyVerificationKey: string | null;
+  privyJwksUrl: string | null;
+  signupCreditsMicros: number;
+  maxKeysPerUser: number;
+  /** Failed authentications per IP per minute before the IP gets 429s. */
+  authFailuresPerMinute: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function intOf(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  return n;
+}
+
+export function loadAccountsConfig(env: Env): AccountsConfig {
+  const credits = env.SIGNUP_CREDITS_USD;
+  let signup = 0;
+  if (credits !== undefined && credits !== '') {
+    const n = Number(credits);
+    if (!Number.isFinite(n) || n < 0 || n > 1_000_000)
+      throw new ConfigError(`SIGNUP_CREDITS_USD must be a number between 0 and 1000000, got "${credits}"`);
+    signup = usdToMicros(n);
+  }
+  const jwks = env.PRIVY_JWKS_URL || null;
+  if (jwks) {
+    try {
+      const u = new URL(jwks);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('protocol');
+    } catch {
+      throw new ConfigError(`PRIVY_JWKS_URL must be an http(s) URL, got "${jwks}"`);
+    }
+  }
+  // PEM keys in env files often arrive with literal "\n".
+  const pem = env.PRIVY_VERIFICATION_KEY ? env.PRIVY_VERIFICATION_KEY.replace(/\\n/g, '\n').trim() : null;
+  if (pem && !pem.includes('BEGIN PUBLIC KEY'))
+    throw new ConfigError('PRIVY_VERIFICATION_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
+  return {
+    privyAppId: env.PRIVY_APP_ID || null,
+    privyVerificationKey: pem,
+    privyJwksUrl: jwks,
+    signupCreditsMicros: signup,
+    maxKeysPerUser: intOf(env, 'MAX_KEYS_PER_USER', 25, 1, 10_000),
+    authFailuresPerMinute: intOf(env, 'AUTH_FAILURES_PER_MINUTE', 20, 1, 1_000_000),
+  };
+}

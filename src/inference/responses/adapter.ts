@@ -1,0 +1,176 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Dispatcher } from 'undici';
+import { emptyUsage, type Usage } from '../../billing/cost.js';
+import { GatewayError } from '../../lib/errors.js';
+import { chatToAnthropicUpstream } from '../../providers/anthropic/chat-adapter.js';
+import { usesJsonTool } from '../../providers/anthropic/request.js';
+import { anthropicToChatCompletion } from '../../providers/anthropic/response.js';
+import { anthropicChunkDecoder } from '../../providers/anthropic/stream.js';
+import { parseAnthropicUsage } from '../../providers/anthropic/usage.js';
+import { countChatUsage } from '../chat/count.js';
+import type { Adapter, RespondIO } from '../pipeline.js';
+import { UPSTREAM_MAX_BODY_BYTES } from '../respond-json.js';
+import { composeCodec, openAiChunkDecoder, relayStream } from '../translated-stream.js';
+import { usageFromOpenAi } from '../usage.js';
+import type { ResponsesStore } from './store.js';
+import { responsesEventEncoder, responsesPassthroughCodec } from './stream.js';
+import { chatToResponse, itemsToChatMessages, newResponseMeta, responsesToChatRequest } from './translate.js';
+
+type Obj = Record<string, any>;
+
+const GATEWAY_FIELDS = ['provider', 'models', 'session_id', 'previous_response_id'];
+
+export interface ResponsesContext {
+  /** The whole conversation: the previous chain expanded, then this request's input. */
+  items: Obj[];
+  userId: string;
+  store: ResponsesStore;
+  log: FastifyBaseLogger;
+  /** Chat history: saves the turn and the reply when the request named a session. */
+  onComplete?: (assistantText: string) => Promise<void>;
+}
+
+/** Text the output of a response object holds (for counting when no usage came back). */
+function outputText(r: Obj): string {
+  let s = '';
+  for (const o of Array.isArray(r?.output) ? r.output : []) {
+    if (o?.type === 'function_call') s += (o.name ?? '') + (o.arguments ?? '');
+    for (const p of Array.isArray(o?.content) ? o.content : []) if (typeof p?.text === 'string') s += p.text;
+  }
+  return s;
+}
+
+/**
+ * The Responses API. Native where the provider has it (`capabilities.responses`); otherwise
+ * translated onto chat completions (or Anthropic Messages) and the answer, streams included,
+ * translated back into response objects and typed events. Stored (unless `store: false`) for
+ * `GET /v1/responses/{id}` and `previous_response_id`.
+ */
+export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
+  const stream = body.stream === true;
+  const chat = (upstreamId: string, cap: number | null) =>
+    responsesToChatRequest(body, ctx.items, upstreamId, cap);
+  const count = async (text: string) => {
+    let messages: Obj[];
+    try {
+      messages = itemsToChatMessages(body.instructions, ctx.items);
+    } catch {
+      messages = ctx.items;
+    }
+    return countChatUsage(messages, text, body.tools);
+  };
+  const save = async (response: Obj, model: string) => {
+    if (ctx.onComplete) {
+      await ctx
+        .onComplete(outputText(response))
+        .catch((err) => ctx.log.error({ err }, 'saving chat history failed'));
+    }
+    if (body.store === false || typeof response?.id !== 'string') return;
+    // The answer is paid for and delivered either way; a storage failure only loses the record.
+    await ctx.store
+      .save({
+        id: response.id,
+        userId: ctx.userId,
+        model,
+        status: String(response.status ?? 'completed'),
+        inputItems: ctx.items,
+        response,
+        createdAt: Date.now(),
+      })
+      .catch((err) => ctx.log.error({ err, responseId: response.id }, 'storing the response failed'));
+  };
+  return {
+    upstream(target, cap) {
+      const accept = stream ? { accept: 'text/event-stream' } : undefined;
+      const def = target.provider.def;
+      if (def.wire === 'anthropic')
+        return chatToAnthropicUpstream(chat(target.entry.upstreamId, cap), target, cap);
+      if (def.capabilities?.responses) {
+        const out: Obj = { ...body, model: target.entry.upstreamId, input: ctx.items };
+        for (const f of GATEWAY_FIELDS) delete out[f];
+        if (cap !== null) out.max_output_tokens = cap;
+        return { path: '/responses', body: JSON.stringify(out), headers: accept };
+      }
+      return {
+        path: '/chat/completions',
+        body: JSON.stringify(chat(target.entry.upstreamId, cap)),
+        headers: accept,
+      };
+    },
+    async respond(res, io) {
+      const def = io.target.provider.def;
+      const model = io.target.entry.id;
+      const native = def.wire !== 'anthropic' && def.capabilities?.responses === true;
+      const meta = newResponseMeta(body, model);
+      if (stream) {
+        if (native)
+          return relayStream(
+            res,
+            io,
+            responsesPassthroughCodec((r) => save(r, model)),
+            count,
+          );
+        const decoder =
+          def.wire === 'anthropic'
+            ? anthropicChunkDecoder(model, usesJsonTool(chat(model, null)))
+            : openAiChunkDecoder();
+        return relayStream(
+          res,
+          io,
+          composeCodec(
+            decoder,
+            responsesEventEncoder(meta, (r) => save(r, model)),
+          ),
+          count,
+        );
+      }
+      const b = await readUpstreamJson(res, io);
+      let response: Obj;
+      let usage: Usage;
+      if (native) {
+        usage = usageFromOpenAi(b?.usage) ?? (await count(outputText(b)));
+        response = b;
+      } else if (def.wire === 'anthropic') {
+        const exact = parseAnthropicUsage(b?.usage);
+        const completion = anthropicToChatCompletion(b, model, exact, usesJsonTool(chat(model, null)));
+        usage = exact ?? (await count(outputText(chatToResponse(completion, meta, emptyUsage()))));
+        response = chatToResponse(completion, meta, usage);
+      } else {
+        usage = usageFromOpenAi(b?.usage) ?? emptyUsage();
+        if (!b?.usage) usage = await count(outputText(chatToResponse(b, meta, usage)));
+        response = chatToResponse(b, meta, usage);
+      }
+      const settled = await io.settle(usage, 'ok');
+      await save(response, model);
+      io.reply
+        .code(200)
+        .headers(io.gatewayHeaders())
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify({ ...response, gateway_usage: io.gatewayUsage(settled) }));
+    },
+  };
+}
+
+async function readUpstreamJson(res: Dispatcher.ResponseData, io: RespondIO): Promise<Obj> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res.body) {
+    size += c.length;
+    if (size > UPSTREAM_MAX_BODY_BYTES) {
+      res.body.destroy();
+      throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent an oversized response`, {
+        type: 'upstream_error',
+        code: 'upstream_body_too_large',
+      });
+    }
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent a response that is not JSON`, {
+      type: 'upstream_error',
+      code: 'upstream_bad_response',
+    });
+  }
+}

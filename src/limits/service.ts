@@ -1,0 +1,492 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Principal } from '../accounts/principal.js';
+import type { Guard, GuardRelease, InferenceCall } from '../inference/pipeline.js';
+import { GatewayError } from '../lib/errors.js';
+import {
+  type Adjustment,
+  type CheckResult,
+  type LeaseSpec,
+  type LimiterBackend,
+  MemoryBackend,
+} from './backend.js';
+import type { LimitsConfig, LimitValues } from './config.js';
+import { defaultPlanSource, type PlanLimits, type PlanLimitsSource } from './plan-limits.js';
+import { closeRedis } from './redis-backend.js';
+import { applyOverride, fromPlan, halve } from './resolve.js';
+import type { LimitsStore, OverrideRow, SubjectType } from './store.js';
+import { type CounterSpec, periodStart, position, WINDOWS, type WindowName } from './windows.js';
+
+type Dim = 'requests' | 'tokens';
+const FIELD: Record<Dim, Record<WindowName, keyof LimitValues>> = {
+  requests: {
+    minute: 'requestsPerMinute',
+    hour: 'requestsPerHour',
+    day: 'requestsPerDay',
+    month: 'requestsPerMonth',
+  },
+  tokens: { minute: 'tokensPerMinute', hour: 'tokensPerHour', day: 'tokensPerDay', month: 'tokensPerMonth' },
+};
+
+/** The limits that apply to one subject, and where they came from. */
+export interface SubjectLimits {
+  scope: SubjectType;
+  id: string;
+  limits: LimitValues;
+  plan: PlanLimits | null;
+  override: OverrideRow | null;
+}
+
+interface Cached<T> {
+  value: Promise<T>;
+  at: number;
+}
+
+interface Meta {
+  scope: SubjectType;
+  id: string;
+  dim: Dim;
+  window: WindowName;
+}
+
+export interface LimitsServiceOptions {
+  config: LimitsConfig;
+  store: LimitsStore;
+  backend: LimiterBackend;
+  log: FastifyBaseLogger;
+  /** A concurrency lease of a crashed process expires after this long. */
+  leaseTtlMs: number;
+  /** Redis URL for cross-instance invalidation (pub/sub); null polls the table instead. */
+  redisUrl?: string | null;
+  now?: () => number;
+  /** Minimum gap between two "limiter backend down" log lines. */
+  logIntervalMs?: number;
+  /** How often the override table is polled for changes when there is no Redis. */
+  pollMs?: number;
+}
+
+/**
+ * Per-user and per-key limits: requests and tokens per minute, hour, day and month, and requests
+ * in flight. Limits are resolved once per subject and cached (no database read per request);
+ * one backend round trip checks and takes every counter of a request before the upstream call.
+ */
+export class LimitsService {
+  readonly config: LimitsConfig;
+  private readonly cache = new Map<string, Cached<SubjectLimits>>();
+  private planSource: PlanLimitsSource;
+  private now: () => number;
+  private down: { since: number; error: string } | null = null;
+  private lastLogAt = 0;
+  private readonly logIntervalMs: number;
+  private sub: Redis | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private version: string | null = null;
+  private readonly channel: string;
+  private readonly seeded = new Map<string, Promise<void>>();
+
+  constructor(private readonly o: LimitsServiceOptions) {
+    this.config = o.config;
+    this.planSource = defaultPlanSource(o.config);
+    this.now = o.now ?? Date.now;
+    this.logIntervalMs = o.logIntervalMs ?? 30_000;
+    this.channel = `${o.config.redisPrefix}invalidate`;
+  }
+
+  get backend(): LimiterBackend {
+    return this.o.backend;
+  }
+
+  /** Starts cross-instance invalidation (Redis pub/sub, or a once-a-second table poll). */
+  async start(): Promise<void> {
+    if (this.o.redisUrl) {
+      const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, connectTimeout: 1000 });
+      sub.on('error', () => {});
+      sub.on('message', () => this.cache.clear());
+      // Invalidations sent while disconnected are lost: forget everything on reconnect.
+      sub.on('ready', () => this.cache.clear());
+      this.sub = sub;
+      // Not awaited: a Redis that is down at start must not hold the start up (ioredis resubscribes).
+      sub.subscribe(this.channel).catch((e) => this.o.log.warn({ err: e }, 'limits: subscribe failed'));
+    } else {
+      const poll = async () => {
+        try {
+          const v = await this.o.store.version();
+          if (this.version !== null && v !== this.version) this.cache.clear();
+          this.version = v;
+        } catch (e) {
+          this.o.log.warn({ err: e }, 'limits: override poll failed');
+        }
+      };
+      await poll();
+      this.pollTimer = setInterval(poll, this.o.pollMs ?? 500);
+      this.pollTimer.unref();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.sub) await closeRedis(this.sub);
+    await this.o.backend.close();
+  }
+
+  /** The commerce feature plugs its plans in here; resolved limits are re-read afterwards. */
+  setPlanSource(fn: PlanLimitsSource): void {
+    this.planSource = fn;
+    this.cache.clear();
+  }
+
+  getPlanSource(): PlanLimitsSource {
+    return this.planSource;
+  }
+
+  /** Replace the clock (tests; windows roll without sleeping). */
+  setClock(now: () => number): void {
+    this.now = now;
+  }
+
+  /** Forget resolved limits on every instance (after an override or plan change). */
+  async invalidate(): Promise<void> {
+    this.cache.clear();
+    if (this.o.backend.kind === 'redis') {
+      const client = (this.o.backend as unknown as { client: Redis }).client;
+      await client.publish(this.channel, String(this.now())).catch((e) => this.backendFailed(e));
+    }
+  }
+
+  /** Resolved limits of a user: the admin override over the plan (or the DEFAULT_* config). */
+  userLimits(userId: string): Promise<SubjectLimits> {
+    return this.cached(`u:${userId}`, async () => {
+      const [plan, override] = await Promise.all([
+        this.planSource(userId),
+        this.o.store.find('user', userId),
+      ]);
+      return {
+        scope: 'user' as const,
+        id: userId,
+        limits: applyOverride(fromPlan(plan, this.config), override),
+        plan,
+        override: override ?? null,
+      };
+    });
+  }
+
+  /**
+   * Resolved limits of a key: its override over the user's limits, halved for test, staging and
+   * dev keys. Null when the key adds nothing beyond its user's limits (a live key without override).
+   */
+  async keyLimits(p: Principal): Promise<SubjectLimits | null> {
+    if (!p.keyId || !p.userId) return null;
+    const user = await this.userLimits(p.userId);
+    const keyId = p.keyId;
+    const live = (p.environment ?? 'live') === 'live';
+    const k = await this.cached(`k:${keyId}`, async () => {
+      const override = await this.o.store.find('key', keyId);
+      return {
+        scope: 'key' as const,
+        id: keyId,
+        limits: applyOverride(live ? user.limits : halve(user.limits), override),
+        plan: user.plan,
+        override: override ?? null,
+      };
+    });
+    return live && !k.override ? null : k;
+  }
+
+  private cached(key: string, load: () => Promise<SubjectLimits>): Promise<SubjectLimits> {
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit && now - hit.at < this.config.cacheTtlMs) return hit.value;
+    const value = load();
+    value.catch(() => this.cache.delete(key));
+    if (this.cache.size > 100_000) this.cache.clear();
+    this.cache.set(key, { value, at: now });
+    return value;
+  }
+
+  /** Worst-case tokens of a request: its prompt bound plus its output cap for every choice. */
+  reservation(call: InferenceCall): number {
+    const out = call.maxOutputTokens ?? this.config.outputTokensBound;
+    return Math.max(1, call.promptTokensBound + out * Math.max(1, call.choices));
+  }
+
+  /** The guard the pipeline runs before holding credits or calling upstream. */
+  guard(): Guard {
+    return { name: 'rate-limits', check: (call) => this.check(call) };
+  }
+
+  async check(call: InferenceCall): Promise<GuardRelease | undefined> {
+    if (!this.config.enabled) return undefined;
+    const p = call.principal;
+    if (!p.userId) return undefined;
+    const subjects = [await this.userLimits(p.userId)];
+    const key = await this.keyLimits(p);
+    if (key) subjects.push(key);
+    const now = this.now();
+    if (this.o.backend instanceof MemoryBackend)
+      await this.seedQuotas(this.o.backend, subjects, p.userId, now);
+    const reserve = this.reservation(call);
+    const counters: CounterSpec[] = [];
+    const meta: Meta[] = [];
+    const leases: LeaseSpec[] = [];
+    const leaseMeta: Array<{ scope: SubjectType; id: string }> = [];
+    const leaseId = `${call.requestId}:${randomBytes(4).toString('hex')}`;
+    for (const s of subjects) {
+      for (const dim of ['requests', 'tokens'] as const) {
+        for (const w of WINDOWS) {
+          const limit = s.limits[FIELD[dim][w]];
+          if (limit === null) continue;
+          counters.push({
+            key: `${this.config.redisPrefix}${s.scope}:${s.id}:${dim}:${w}`,
+            amount: dim === 'requests' ? 1 : reserve,
+            limit,
+            ...position(w, now),
+          });
+          meta.push({ scope: s.scope, id: s.id, dim, window: w });
+        }
+      }
+      if (s.limits.concurrency !== null) {
+        leases.push({
+          key: `${this.config.redisPrefix}${s.scope}:${s.id}:inflight`,
+          limit: s.limits.concurrency,
+          id: leaseId,
+          expiresAt: now + this.o.leaseTtlMs,
+        });
+        leaseMeta.push({ scope: s.scope, id: s.id });
+      }
+    }
+    if (counters.length === 0 && leases.length === 0) return undefined;
+
+    let r: CheckResult;
+    try {
+      r = await this.o.backend.check({ now, counters, leases });
+      // A slot freed by a response the client has just read may land a moment after its next
+      // request: wait briefly for it rather than refuse a client that never exceeded the limit.
+      for (
+        let pause = 5, waited = 0;
+        this.isConcurrencyDenial(r, counters) && waited < this.config.concurrencyWaitMs;
+      ) {
+        await new Promise((res) => setTimeout(res, pause));
+        waited += pause;
+        pause = Math.min(pause * 2, 40);
+        r = await this.o.backend.check({ now, counters, leases });
+      }
+      this.backendOk();
+    } catch (err) {
+      this.backendFailed(err);
+      if (this.config.failure === 'open') return undefined;
+      throw new GatewayError(503, 'Rate limiting is unavailable; try again shortly', {
+        type: 'rate_limit_unavailable',
+        code: 'rate_limit_unavailable',
+        headers: { 'retry-after': '1' },
+      });
+    }
+    Object.assign(call.responseHeaders, rateLimitHeaders(counters, meta, r));
+
+    if (r.denied >= 0) throw this.refusal(counters, meta, leases, leaseMeta, r);
+
+    const tokenCounters = counters.filter((_, i) => meta[i]!.dim === 'tokens');
+    let released = false;
+    return async (outcome) => {
+      if (released) return;
+      released = true;
+      const u = outcome.usage;
+      const actual = u ? u.promptTokens + u.completionTokens : 0;
+      const delta = actual - reserve;
+      const adjustments: Adjustment[] =
+        delta === 0 ? [] : tokenCounters.map((c) => ({ key: c.key, field: c.cur, delta }));
+      try {
+        await this.o.backend.settle(
+          adjustments,
+          leases.map((l) => ({ key: l.key, id: l.id })),
+        );
+      } catch (err) {
+        // The leases expire by themselves; a lost refund only over-counts, never under-counts.
+        this.backendFailed(err);
+      }
+    };
+  }
+
+  /**
+   * In-process counters start empty: the first time this process sees a subject with a day or month
+   * quota, start those counters from the usage the database has recorded (one read per subject and
+   * process), so a restart does not hand out a fresh quota.
+   */
+  private async seedQuotas(mem: MemoryBackend, subjects: SubjectLimits[], userId: string, now: number) {
+    for (const s of subjects) {
+      const windows = (['day', 'month'] as const).filter(
+        (w) => s.limits[FIELD.requests[w]] !== null || s.limits[FIELD.tokens[w]] !== null,
+      );
+      if (windows.length === 0) continue;
+      const id = `${s.scope}:${s.id}:${position('day', now).cur}`;
+      let p = this.seeded.get(id);
+      if (!p) {
+        p = (async () => {
+          for (const w of windows) {
+            const pos = position(w, now);
+            const u = await this.o.store.usageSince(
+              userId,
+              periodStart(w, now),
+              s.scope === 'key' ? s.id : null,
+            );
+            const base = `${this.config.redisPrefix}${s.scope}:${s.id}`;
+            mem.seed(`${base}:requests:${w}`, pos.cur, u.requests, now, pos.ttlMs);
+            mem.seed(`${base}:tokens:${w}`, pos.cur, u.tokens, now, pos.ttlMs);
+          }
+        })();
+        if (this.seeded.size > 100_000) this.seeded.clear();
+        this.seeded.set(id, p);
+        p.catch(() => this.seeded.delete(id));
+      }
+      await p;
+    }
+  }
+
+  private isConcurrencyDenial(r: CheckResult, counters: CounterSpec[]): boolean {
+    return r.denied >= counters.length;
+  }
+
+  private refusal(
+    counters: CounterSpec[],
+    meta: Meta[],
+    leases: LeaseSpec[],
+    leaseMeta: Array<{ scope: SubjectType; id: string }>,
+    r: CheckResult,
+  ): GatewayError {
+    const retryS = r.retryMs < 0 ? null : Math.max(1, Math.ceil(r.retryMs / 1000));
+    const headers: Record<string, string> = retryS === null ? {} : { 'retry-after': String(retryS) };
+    if (r.denied >= counters.length) {
+      const i = r.denied - counters.length;
+      const l = leases[i]!;
+      const m = leaseMeta[i]!;
+      return new GatewayError(
+        429,
+        `Rate limit reached for ${m.scope} ${m.id}: at most ${l.limit} concurrent requests, ${r.inFlight[i]} in flight`,
+        { type: 'concurrency_exceeded', code: 'rate_limit_exceeded', headers },
+      );
+    }
+    const c = counters[r.denied]!;
+    const m = meta[r.denied]!;
+    const type = `${m.dim}_per_${m.window}_exceeded`;
+    const what = `${m.dim} per ${m.window}`;
+    const tail =
+      retryS === null
+        ? `; this request alone may use ${c.amount} ${m.dim}, more than the limit`
+        : `; try again in ${retryS}s`;
+    return new GatewayError(
+      429,
+      `Rate limit reached for ${m.scope} ${m.id}: ${what} limit ${c.limit}, used ${r.used[r.denied]}${tail}`,
+      { type, code: retryS === null ? 'request_too_large' : 'rate_limit_exceeded', headers },
+    );
+  }
+
+  /** Current usage of a subject's limited windows and requests in flight (read only). */
+  async usage(s: SubjectLimits): Promise<{
+    windows: Array<{ dim: Dim; window: WindowName; limit: number; used: number; resetMs: number }>;
+    inFlight: number | null;
+  }> {
+    const now = this.now();
+    const counters: CounterSpec[] = [];
+    const meta: Array<{ dim: Dim; window: WindowName }> = [];
+    for (const dim of ['requests', 'tokens'] as const) {
+      for (const w of WINDOWS) {
+        const limit = s.limits[FIELD[dim][w]];
+        if (limit === null) continue;
+        counters.push({
+          key: `${this.config.redisPrefix}${s.scope}:${s.id}:${dim}:${w}`,
+          amount: 0,
+          limit: Number.MAX_SAFE_INTEGER,
+          ...position(w, now),
+        });
+        meta.push({ dim, window: w });
+      }
+    }
+    const leases: LeaseSpec[] =
+      s.limits.concurrency === null
+        ? []
+        : [
+            {
+              key: `${this.config.redisPrefix}${s.scope}:${s.id}:inflight`,
+              limit: Number.MAX_SAFE_INTEGER,
+              id: 'peek',
+              expiresAt: 0,
+            },
+          ];
+    const r = await this.o.backend.check({ now, counters, leases, dry: true });
+    return {
+      windows: meta.map((m, i) => ({
+        ...m,
+        limit: s.limits[FIELD[m.dim][m.window]] as number,
+        used: r.used[i]!,
+        resetMs: r.resetMs[i]!,
+      })),
+      inFlight: leases.length ? r.inFlight[0]! : null,
+    };
+  }
+
+  backendOk(): void {
+    if (!this.down) return;
+    this.o.log.info({ downForMs: Date.now() - this.down.since }, 'rate limiter backend recovered');
+    this.down = null;
+  }
+
+  backendFailed(err: unknown): void {
+    const now = Date.now();
+    if (!this.down) this.down = { since: now, error: String((err as Error)?.message ?? err) };
+    if (now - this.lastLogAt >= this.logIntervalMs) {
+      this.lastLogAt = now;
+      this.o.log.error(
+        { err, failureMode: this.config.failure },
+        `rate limiter backend (${this.o.backend.kind}) unavailable; failing ${this.config.failure}`,
+      );
+    }
+  }
+
+  /** For /health. */
+  health(): { status: string; backend: string; failure_mode: string; down_since?: string; error?: string } {
+    const base = { backend: this.o.backend.kind, failure_mode: this.config.failure };
+    if (!this.config.enabled) return { status: 'disabled', ...base };
+    if (this.down)
+      return {
+        status: 'down',
+        ...base,
+        down_since: new Date(this.down.since).toISOString(),
+        error: this.down.error,
+      };
+    return { status: 'ok', ...base };
+  }
+}
+
+/** OpenAI's duration format: `20ms`, `1s`, `6m0s`, `1h2m3s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const total = Math.round(ms) / 1000;
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = Number((total % 60).toFixed(3));
+  if (h > 0) return `${h}h${m}m${s}s`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
+/** The tightest requests and tokens limits of the request as OpenAI's x-ratelimit-* headers. */
+function rateLimitHeaders(counters: CounterSpec[], meta: Meta[], r: CheckResult): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const dim of ['requests', 'tokens'] as const) {
+    let best = -1;
+    let bestRemaining = Number.POSITIVE_INFINITY;
+    counters.forEach((c, i) => {
+      if (meta[i]!.dim !== dim) return;
+      const remaining = Math.max(0, c.limit - r.used[i]!);
+      if (remaining < bestRemaining) {
+        best = i;
+        bestRemaining = remaining;
+      }
+    });
+    if (best < 0) continue;
+    h[`x-ratelimit-limit-${dim}`] = String(counters[best]!.limit);
+    h[`x-ratelimit-remaining-${dim}`] = String(bestRemaining);
+    h[`x-ratelimit-reset-${dim}`] = formatDuration(r.resetMs[best]!);
+  }
+  return h;
+}

@@ -1,0 +1,290 @@
+import type { FastifyReply } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { InferenceCall, PipelineObserver, SettleResult } from '../inference/pipeline.js';
+import { GatewayError } from '../lib/errors.js';
+import type { Target } from '../routing/router.js';
+
+type CounterChild = ReturnType<Counter<string>['labels']>;
+type HistogramChild = ReturnType<Histogram<string>['labels']>;
+
+/** Label children of one provider+model, created once and reused by every request. */
+interface ModelSeries {
+  tokensIn: CounterChild;
+  tokensOut: CounterChild;
+  spend: CounterChild;
+  byStatus: Map<string, CounterChild>;
+}
+
+interface HttpSeries {
+  count: Map<number, CounterChild>;
+  latency: HistogramChild;
+}
+
+/** Latency buckets in seconds: 1 ms … 2 min (LLM calls are long). */
+const LATENCY = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** The gateway's own overhead is small: 50 µs … 250 ms. */
+const OVERHEAD = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
+export type GaugeSource = () => number | Promise<number>;
+export type LabeledSource = () => Iterable<[string, number]> | Promise<Iterable<[string, number]>>;
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (no globals: several gateways may
+ * share a process in tests). Recording costs a few map lookups per request: label children are
+ * created once per route/status or provider/model and reused.
+ */
+export class Metrics implements PipelineObserver {
+  readonly registry = new Registry();
+  private readonly httpRequests: Counter<string>;
+  private readonly httpLatency: Histogram<string>;
+  private readonly inference: Counter<string>;
+  private readonly upstreamLatency: Histogram<string>;
+  private readonly overhead: Histogram<string>;
+  private readonly ttft: Histogram<string>;
+  private readonly tokens: Counter<string>;
+  private readonly spend: Counter<string>;
+  private readonly refusals: Counter<string>;
+  readonly inFlight: Gauge<string>;
+  private readonly http = new Map<string, HttpSeries>();
+  private readonly models = new Map<string, Map<string, ModelSeries>>();
+  private readonly upstreamByProvider = new Map<string, HistogramChild>();
+  private readonly ttftByProvider = new Map<string, HistogramChild>();
+  private readonly queues = new Map<string, GaugeSource>();
+  private breakers: LabeledSource = () => [];
+  private holds: () => Promise<{ count: number; micros: number }> = async () => ({ count: 0, micros: 0 });
+
+  constructor(opts: { defaultMetrics?: boolean; instance?: string } = {}) {
+    const r = [this.registry];
+    if (opts.instance) this.registry.setDefaultLabels({ instance_id: opts.instance });
+    if (opts.defaultMetrics !== false)
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+    this.httpRequests = new Counter({
+      name: 'gatewayz_http_requests_total',
+      help: 'HTTP requests by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: r,
+    });
+    this.httpLatency = new Histogram({
+      name: 'gatewayz_http_request_duration_seconds',
+      help: 'Time from request to the end of the response (streams: to the last byte)',
+      labelNames: ['route', 'method'],
+      buckets: LATENCY,
+      registers: r,
+    });
+    this.inference = new Counter({
+      name: 'gatewayz_inference_requests_total',
+      help: 'Inference requests by serving provider, model and outcome',
+      labelNames: ['provider', 'model', 'status'],
+      registers: r,
+    });
+    this.upstreamLatency = new Histogram({
+      name: 'gatewayz_upstream_duration_seconds',
+      help: 'Time from sending to the provider until the response was settled',
+      labelNames: ['provider'],
+      buckets: LATENCY,
+      registers: r,
+    });
+    this.overhead = new Histogram({
+      name: 'gatewayz_gateway_overhead_seconds',
+      help: 'Time spent in the gateway before the upstream call (auth, guards, hold, routing)',
+      buckets: OVERHEAD,
+      registers: r,
+    });
+    this.ttft = new Histogram({
+      name: 'gatewayz_time_to_first_token_seconds',
+      help: 'Time from request to the first byte of the answer sent to the client',
+      labelNames: ['provider'],
+      buckets: LATENCY,
+      registers: r,
+    });
+    this.tokens = new Counter({
+      name: 'gatewayz_tokens_total',
+      help: 'Tokens charged, by direction (in = prompt, out = completion)',
+      labelNames: ['provider', 'model', 'direction'],
+      registers: r,
+    });
+    this.spend = new Counter({
+      name: 'gatewayz_spend_usd_total',
+      help: 'Amount charged to users (USD; exact values are in the ledger)',
+      labelNames: ['provider', 'model'],
+      registers: r,
+    });
+    this.refusals = new Counter({
+      name: 'gatewayz_rate_limit_refusals_total',
+      help: 'Requests refused by a limit (HTTP 429) before reaching a provider, by error code',
+      labelNames: ['code'],
+      registers: r,
+    });
+    this.refusals.labels('rate_limit_exceeded'); // the usual code, exported from the start (0)
+    this.inFlight = new Gauge({
+      name: 'gatewayz_requests_in_flight',
+      help: 'HTTP requests (and streams) this instance is serving now',
+      registers: r,
+    });
+    const self = this;
+    new Gauge({
+      name: 'gatewayz_holds_in_flight',
+      help: 'Credit holds not yet settled or released (whole fleet: read from the database)',
+      registers: r,
+      async collect() {
+        this.set((await self.holds()).count);
+      },
+    });
+    new Gauge({
+      name: 'gatewayz_holds_in_flight_usd',
+      help: 'Sum of the credit holds not yet settled or released (USD, whole fleet)',
+      registers: r,
+      async collect() {
+        this.set((await self.holds()).micros / 1e6);
+      },
+    });
+    new Gauge({
+      name: 'gatewayz_breaker_state',
+      help: 'Circuit breaker per provider: 0 closed, 1 half-open, 2 open',
+      labelNames: ['provider'],
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const [p, v] of await self.breakers()) this.labels(p).set(v);
+      },
+    });
+    new Gauge({
+      name: 'gatewayz_queue_depth',
+      help: 'Items waiting in an internal queue',
+      labelNames: ['queue'],
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const [name, f] of self.queues) this.labels(name).set(await f());
+      },
+    });
+  }
+
+  /** Where `gatewayz_holds_in_flight` reads from (the holds table). */
+  setHoldsSource(f: () => Promise<{ count: number; micros: number }>): void {
+    this.holds = f;
+  }
+
+  /** Where `gatewayz_breaker_state` reads from: [provider, 0|1|2] pairs. */
+  setBreakerSource(f: LabeledSource): void {
+    this.breakers = f;
+  }
+
+  /** Register a queue whose depth `gatewayz_queue_depth{queue=name}` reports. */
+  addQueue(name: string, depth: GaugeSource): void {
+    this.queues.set(name, depth);
+  }
+
+  /** A request refused by a limit (for limits that refuse outside the pipeline). */
+  refused(code: string): void {
+    this.refusals.labels(code).inc();
+  }
+
+  /** One HTTP response finished (or its connection closed). */
+  httpDone(route: string, method: string, status: number, seconds: number): void {
+    const key = method === 'GET' || method === 'POST' ? route : `${method} ${route}`;
+    let s = this.http.get(key);
+    if (!s) {
+      s = { count: new Map(), latency: this.httpLatency.labels(route, method) };
+      this.http.set(key, s);
+    }
+    let c = s.count.get(status);
+    if (!c) {
+      c = this.httpRequests.labels(route, method, String(status));
+      s.count.set(status, c);
+    }
+    c.inc();
+    s.latency.observe(seconds);
+  }
+
+  private series(provider: string, model: string): ModelSeries {
+    let byModel = this.models.get(provider);
+    if (!byModel) {
+      byModel = new Map();
+      this.models.set(provider, byModel);
+    }
+    let s = byModel.get(model);
+    if (!s) {
+      s = {
+        tokensIn: this.tokens.labels(provider, model, 'in'),
+        tokensOut: this.tokens.labels(provider, model, 'out'),
+        spend: this.spend.labels(provider, model),
+        byStatus: new Map(),
+      };
+      byModel.set(model, s);
+    }
+    return s;
+  }
+
+  private countInference(s: ModelSeries, provider: string, model: string, status: string): void {
+    let c = s.byStatus.get(status);
+    if (!c) {
+      c = this.inference.labels(provider, model, status);
+      s.byStatus.set(status, c);
+    }
+    c.inc();
+  }
+
+  private perProvider(
+    map: Map<string, HistogramChild>,
+    h: Histogram<string>,
+    provider: string,
+  ): HistogramChild {
+    let c = map.get(provider);
+    if (!c) {
+      c = h.labels(provider);
+      map.set(provider, c);
+    }
+    return c;
+  }
+
+  // ---- PipelineObserver ----
+
+  responding(call: InferenceCall, t: Target, reply: FastifyReply): void {
+    const child = this.perProvider(this.ttftByProvider, this.ttft, t.provider.def.name);
+    const raw = reply.raw;
+    if (!call.stream) {
+      // A JSON answer's first token reaches the client with the whole body.
+      raw.once('finish', () => child.observe((performance.now() - call.startedAt) / 1000));
+      return;
+    }
+    // Streams: the first write after the headers carries the first chunk.
+    const write = raw.write;
+    raw.write = function (this: typeof raw, ...args: any[]) {
+      raw.write = write;
+      child.observe((performance.now() - call.startedAt) / 1000);
+      return (write as any).apply(this, args);
+    } as typeof raw.write;
+  }
+
+  settled(
+    call: InferenceCall,
+    t: Target,
+    s: SettleResult,
+    status: string,
+    overheadMs: number,
+    upstreamMs: number,
+  ): void {
+    const provider = t.provider.def.name;
+    const series = this.series(provider, t.entry.id);
+    this.countInference(series, provider, t.entry.id, status);
+    if (s.usage.promptTokens) series.tokensIn.inc(s.usage.promptTokens);
+    if (s.usage.completionTokens) series.tokensOut.inc(s.usage.completionTokens);
+    if (s.costMicros) series.spend.inc(s.costMicros / 1e6);
+    this.overhead.observe(overheadMs / 1000);
+    this.perProvider(this.upstreamByProvider, this.upstreamLatency, provider).observe(upstreamMs / 1000);
+    void call;
+  }
+
+  failed(call: InferenceCall, t: Target | null, err: unknown): void {
+    const status = err instanceof GatewayError ? err.status : 500;
+    if (!t) {
+      if (status === 429)
+        this.refused(err instanceof GatewayError ? (err.code ?? 'rate_limited') : 'rate_limited');
+      return;
+    }
+    const provider = t.provider.def.name;
+    this.countInference(this.series(provider, t.entry.id), provider, t.entry.id, `error_${status}`);
+    void call;
+  }
+}

@@ -1,0 +1,286 @@
+import type { Redis } from 'ioredis';
+
+/** Time source, injectable so tests can move time without sleeping. */
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+export interface BreakerSettings {
+  /** Consecutive failures that open the breaker. */
+  failureThreshold: number;
+  /** Failure share over the window that opens it (with at least minRequests in the window). */
+  errorRate: number;
+  minRequests: number;
+  windowMs: number;
+  /** How long an open breaker sheds traffic before letting one probe through. */
+  cooldownMs: number;
+}
+
+export interface BreakerView {
+  key: string;
+  state: BreakerState;
+  consecutive_failures: number;
+  opened_at: number | null;
+  retry_at: number | null;
+}
+
+/**
+ * Circuit breakers keyed by `provider` and `provider|model`. `acquire` says whether a call may go:
+ * closed → yes; open → no until the cool-down ends; then exactly one caller gets the half-open probe.
+ */
+export interface CircuitBreakers {
+  acquire(key: string): Promise<boolean>;
+  success(key: string): Promise<void>;
+  failure(key: string): Promise<void>;
+  view(keys?: string[]): Promise<BreakerView[]>;
+  close(): Promise<void>;
+}
+
+export const breakerKeys = (provider: string, model: string): [string, string] => [
+  provider,
+  `${provider}|${model}`,
+];
+
+interface Slot {
+  consecutive: number;
+  windowStart: number;
+  total: number;
+  failed: number;
+  openedAt: number | null;
+  retryAt: number | null;
+  /** Half-open probe under way until this time (a probe that never reports back frees the slot). */
+  probeUntil: number;
+}
+
+/** One process's breakers (the embedded default). */
+export class MemoryBreakers implements CircuitBreakers {
+  private readonly slots = new Map<string, Slot>();
+
+  constructor(
+    private readonly s: BreakerSettings,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  private slot(key: string): Slot {
+    let x = this.slots.get(key);
+    if (!x) {
+      x = {
+        consecutive: 0,
+        windowStart: this.clock.now(),
+        total: 0,
+        failed: 0,
+        openedAt: null,
+        retryAt: null,
+        probeUntil: 0,
+      };
+      this.slots.set(key, x);
+    }
+    return x;
+  }
+
+  private state(x: Slot): BreakerState {
+    if (x.retryAt === null) return 'closed';
+    return this.clock.now() < x.retryAt ? 'open' : 'half_open';
+  }
+
+  async acquire(key: string): Promise<boolean> {
+    const x = this.slots.get(key);
+    if (!x) return true;
+    const st = this.state(x);
+    if (st === 'closed') return true;
+    const now = this.clock.now();
+    if (st === 'open' || x.probeUntil > now) return false;
+    x.probeUntil = now + this.s.cooldownMs;
+    return true;
+  }
+
+  private count(x: Slot, failed: boolean): void {
+    const now = this.clock.now();
+    if (now - x.windowStart >= this.s.windowMs) {
+      x.windowStart = now;
+      x.total = 0;
+      x.failed = 0;
+    }
+    x.total++;
+    if (failed) x.failed++;
+  }
+
+  async success(key: string): Promise<void> {
+    const x = this.slot(key);
+    this.count(x, false);
+    x.consecutive = 0;
+    if (x.retryAt !== null) {
+      // the probe (or a call that was already under way) succeeded: close and start afresh
+      x.retryAt = null;
+      x.openedAt = null;
+      x.total = 0;
+      x.failed = 0;
+    }
+    x.probeUntil = 0;
+  }
+
+  async failure(key: string): Promise<void> {
+    const x = this.slot(key);
+    this.count(x, true);
+    x.consecutive++;
+    const now = this.clock.now();
+    const trips =
+      x.retryAt !== null ||
+      x.consecutive >= this.s.failureThreshold ||
+      (x.total >= this.s.minRequests && x.failed / x.total >= this.s.errorRate);
+    if (trips) {
+      x.openedAt = x.openedAt ?? now;
+      x.retryAt = now + this.s.cooldownMs;
+    }
+    x.probeUntil = 0;
+  }
+
+  async view(keys?: string[]): Promise<BreakerView[]> {
+    const out: BreakerView[] = [];
+    for (const [key, x] of this.slots) {
+      if (keys && !keys.includes(key)) continue;
+      out.push({
+        key,
+        state: this.state(x),
+        consecutive_failures: x.consecutive,
+        opened_at: x.openedAt,
+        retry_at: x.retryAt,
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+// KEYS[1] = hash; ARGV: now, windowMs, threshold, minRequests, errorRate, cooldownMs, ttlMs
+const FAILURE_LUA = `
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+local ws = tonumber(redis.call('HGET', h, 'ws') or '0')
+if now - ws >= tonumber(ARGV[2]) then
+  redis.call('HSET', h, 'ws', now, 'total', 0, 'failed', 0)
+end
+local total = redis.call('HINCRBY', h, 'total', 1)
+local failed = redis.call('HINCRBY', h, 'failed', 1)
+local consecutive = redis.call('HINCRBY', h, 'consecutive', 1)
+local retry = redis.call('HGET', h, 'retry')
+if retry or consecutive >= tonumber(ARGV[3]) or (total >= tonumber(ARGV[4]) and failed / total >= tonumber(ARGV[5])) then
+  if not redis.call('HGET', h, 'opened') then redis.call('HSET', h, 'opened', now) end
+  redis.call('HSET', h, 'retry', now + tonumber(ARGV[6]))
+end
+redis.call('HDEL', h, 'probe')
+redis.call('PEXPIRE', h, tonumber(ARGV[7]))
+return consecutive
+`;
+
+// KEYS[1] = hash; ARGV: now, windowMs, ttlMs
+const SUCCESS_LUA = `
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+if redis.call('HGET', h, 'retry') then
+  redis.call('DEL', h)
+  redis.call('HSET', h, 'ws', now, 'total', 1, 'failed', 0, 'consecutive', 0)
+else
+  local ws = tonumber(redis.call('HGET', h, 'ws') or '0')
+  if now - ws >= tonumber(ARGV[2]) then redis.call('HSET', h, 'ws', now, 'total', 0, 'failed', 0) end
+  redis.call('HINCRBY', h, 'total', 1)
+  redis.call('HSET', h, 'consecutive', 0)
+end
+redis.call('PEXPIRE', h, tonumber(ARGV[3]))
+return 1
+`;
+
+// KEYS[1] = hash; ARGV: now, probeTtlMs → 1 allowed, 0 shed
+const ACQUIRE_LUA = `
+local h = KEYS[1]
+local retry = redis.call('HGET', h, 'retry')
+if not retry then return 1 end
+local now = tonumber(ARGV[1])
+if now < tonumber(retry) then return 0 end
+local probe = redis.call('HGET', h, 'probe')
+if probe and tonumber(probe) > now then return 0 end
+redis.call('HSET', h, 'probe', now + tonumber(ARGV[2]))
+return 1
+`;
+
+/**
+ * Breakers shared by every gateway instance through Redis (one hash per key, updated atomically by Lua).
+ * Times come from the injected clock so all instances agree as long as their clocks do.
+ */
+export class RedisBreakers implements CircuitBreakers {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly s: BreakerSettings,
+    private readonly clock: Clock = systemClock,
+    /** A probe that never reports back (process died) frees the half-open slot after this. */
+    private readonly probeTtlMs = 60_000,
+  ) {}
+
+  private k(key: string): string {
+    return `${this.prefix}breaker:${key}`;
+  }
+
+  private get ttl(): number {
+    return Math.max(this.s.windowMs, this.s.cooldownMs) * 4;
+  }
+
+  async acquire(key: string): Promise<boolean> {
+    const r = await this.redis.eval(ACQUIRE_LUA, 1, this.k(key), this.clock.now(), this.probeTtlMs);
+    return Number(r) === 1;
+  }
+
+  async success(key: string): Promise<void> {
+    await this.redis.eval(SUCCESS_LUA, 1, this.k(key), this.clock.now(), this.s.windowMs, this.ttl);
+  }
+
+  async failure(key: string): Promise<void> {
+    const s = this.s;
+    await this.redis.eval(
+      FAILURE_LUA,
+      1,
+      this.k(key),
+      this.clock.now(),
+      s.windowMs,
+      s.failureThreshold,
+      s.minRequests,
+      s.errorRate,
+      s.cooldownMs,
+      this.ttl,
+    );
+  }
+
+  async view(keys?: string[]): Promise<BreakerView[]> {
+    let list = keys;
+    if (!list) {
+      list = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}breaker:*`, 'COUNT', 200);
+        cursor = next;
+        for (const f of found) list.push(f.slice(`${this.prefix}breaker:`.length));
+      } while (cursor !== '0' && list.length < 5000);
+    }
+    const now = this.clock.now();
+    const out: BreakerView[] = [];
+    for (const key of list) {
+      const h = await this.redis.hgetall(this.k(key));
+      if (!h || Object.keys(h).length === 0) continue;
+      const retry = h.retry ? Number(h.retry) : null;
+      out.push({
+        key,
+        state: retry === null ? 'closed' : now < retry ? 'open' : 'half_open',
+        consecutive_failures: Number(h.consecutive ?? 0),
+        opened_at: h.opened ? Number(h.opened) : null,
+        retry_at: retry,
+      });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}

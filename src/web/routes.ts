@@ -1,0 +1,64 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+  '.json': 'application/json',
+};
+
+// Everything the page needs is served from here: no external scripts, fonts or connections.
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/** The built dashboard (dist/dashboard), read into memory once; a missing build serves a hint. */
+export function dashboardRoutes(app: FastifyInstance, dir = defaultDir()): void {
+  const files = new Map<string, { type: string; body: Buffer }>();
+  const walk = (d: string, prefix: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p, `${prefix}${e.name}/`);
+      else
+        files.set(prefix + e.name, {
+          type: TYPES[extname(e.name)] ?? 'application/octet-stream',
+          body: readFileSync(p),
+        });
+    }
+  };
+  if (existsSync(dir)) walk(dir, '');
+  const index = files.get('index.html');
+
+  app.get('/dashboard', { schema: { hide: true }, config: { auth: 'public' } }, async (_req, reply) =>
+    reply.redirect('/dashboard/'),
+  );
+  app.get('/dashboard/*', { schema: { hide: true }, config: { auth: 'public' } }, async (request, reply) => {
+    const path = (request.params as { '*': string })['*'];
+    const file = files.get(path) ?? (path.startsWith('assets/') ? undefined : index);
+    if (!file) {
+      if (!index)
+        return reply.code(404).type('text/plain').send('The dashboard is not built: run `npm run build`.');
+      return reply.code(404).type('text/plain').send('Not found');
+    }
+    reply
+      .header('content-security-policy', CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer');
+    reply.header(
+      'cache-control',
+      path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+    );
+    return reply.type(file.type).send(file.body);
+  });
+}
+
+function defaultDir(): string {
+  // dist/dashboard beside the compiled server (dist/dashboard/…) or from the repo root when run from src/
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  return resolve(here, '..', '..', 'dist', 'dashboard');
+}
