@@ -20,6 +20,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -743,5 +744,7 @@ try {
   code = 1;
 } finally {
   await stopAll();
+  // Keep logs and results; drop the bench's own database (it grows with every request measured).
+  for (const f of ['gw.db', 'gw.db-wal', 'gw.db-shm']) rmSync(join(work, f), { force: true });
 }
 process.exit(code);
