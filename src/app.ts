@@ -9,6 +9,8 @@ import { adminRoutes } from './admin/routes.js';
 import { installAdminAudit } from './audit/hook.js';
 import type { AuditLog } from './audit/log.js';
 import { billingRoutes } from './billing/routes.js';
+import { SqliteBillingFastPath } from './billing/sqlite-fast.js';
+import { SqliteGroupCommit } from './billing/sqlite-group-commit.js';
 import { BillingStore } from './billing/store.js';
 import { catalogRoutes } from './catalog/routes.js';
 import { Catalog, type EnabledProvider } from './catalog/service.js';
@@ -126,7 +128,13 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
 
   const db = openDatabase(config.database);
   await migrateToLatest(db.db, db.dialect);
-  const billing = new BillingStore(db.db, db.dialect);
+  const billing = new BillingStore(
+    db.db,
+    db.dialect,
+    db.sqlite
+      ? { path: new SqliteBillingFastPath(db.sqlite), commits: new SqliteGroupCommit(db.sqlite, db.db) }
+      : null,
+  );
   const accountsStore = new AccountsStore(db.db);
   const accounts = new AccountsService(
     db.db,

@@ -1,6 +1,8 @@
 import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import type { SqliteBillingFastPath } from './sqlite-fast.js';
+import type { SqliteGroupCommit } from './sqlite-group-commit.js';
 
 export interface UsageRecord {
   request_id: string;
@@ -39,6 +41,8 @@ export class BillingStore {
   constructor(
     private readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    /** SQLite: the hold and the settle as prepared statements, group-committed. */
+    private readonly fast: { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null = null,
   ) {}
 
   /** Reserve `amount` with one conditional statement; false when the available balance cannot cover it. */
@@ -51,6 +55,8 @@ export class BillingStore {
     now: number,
     ttlMs: number,
   ) {
+    const fast = this.fast;
+    if (fast) return fast.commits.run(() => fast.path.hold(id, userId, keyId, amount, requestId, now, ttlMs));
     return this.db.transaction().execute(async (trx) => {
       const r = await trx
         .updateTable('users')
@@ -95,6 +101,8 @@ export class BillingStore {
     usage: UsageRecord,
     keyId: string | null,
   ): Promise<number | null> {
+    const fast = this.fast;
+    if (fast) return fast.commits.run(() => fast.path.settle(holdId, cost, usage, keyId));
     return this.db.transaction().execute(async (trx) => {
       let held = 0;
       if (holdId) {

@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { DatabaseTarget } from '../config/config.js';
+import { loadOptional } from '../lib/optional.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -11,12 +12,33 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Db {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** The SQLite handle, for prepared hot-path statements run under Kysely's connection lock. */
+  sqlite?: SQLite.Database;
   close(): Promise<void>;
 }
 
-// int8 (bigint) and numeric come back as strings from pg; our values fit in a double exactly.
-pg.types.setTypeParser(20, (v) => Number(v));
-pg.types.setTypeParser(1700, (v) => Number(v));
+const STATEMENT_CACHE = 500;
+
+/**
+ * Kysely prepares every query anew; preparing costs more than running a short statement. This
+ * keeps prepared statements by SQL text (bounded). Kysely never iterates a statement while running
+ * it again, so reuse is safe.
+ */
+function withStatementCache(sqlite: SQLite.Database) {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    prepare(sql: string): SQLite.Statement {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        stmt = sqlite.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE) cache.clear();
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+    close: () => sqlite.close(),
+  };
+}
 
 export function openDatabase(target: DatabaseTarget): Db {
   if (target.kind === 'sqlite') {
@@ -26,10 +48,16 @@ export function openDatabase(target: DatabaseTarget): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    return { db, dialect: 'sqlite', close: () => db.destroy() };
+    const db = new Kysely<Database>({
+      dialect: new SqliteDialect({ database: withStatementCache(sqlite) as never }),
+    });
+    return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
   }
-  const pool = new pg.Pool({ connectionString: target.url, max: target.poolSize });
+  const pgm = loadOptional<typeof pg>('pg');
+  // int8 (bigint) and numeric come back as strings from pg; our values fit in a double exactly.
+  pgm.types.setTypeParser(20, (v) => Number(v));
+  pgm.types.setTypeParser(1700, (v) => Number(v));
+  const pool = new pgm.Pool({ connectionString: target.url, max: target.poolSize });
   // An idle connection the server closed (restart, failover) must not crash the process: the pool
   // drops it and the next query opens a new one.
   pool.on('error', (err) => {

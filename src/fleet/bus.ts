@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../lib/optional.js';
 
 export type BusHandler = (message: string) => void;
 
@@ -20,6 +21,9 @@ class Handlers {
     if (list) list.push(h);
     else this.byChannel.set(channel, [h]);
     return !list;
+  }
+  channels(): string[] {
+    return [...this.byChannel.keys()];
   }
   deliver(channel: string, message: string, onError: (e: unknown) => void): void {
     for (const h of this.byChannel.get(channel) ?? []) {
@@ -70,8 +74,17 @@ export class RedisBus implements Bus {
     private readonly onError: (e: unknown) => void = () => {},
   ) {
     const opts = { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true };
-    this.pub = new Redis(url, opts);
-    this.sub = new Redis(url, opts);
+    this.pub = newRedis(url, opts);
+    // ioredis's own resubscription leaves its promise unobserved (an unhandled rejection when the
+    // connection drops again at once): resubscribe ourselves on every reconnect, with a catch.
+    this.sub = newRedis(url, { ...opts, autoResubscribe: false });
+    let connectedOnce = false;
+    this.sub.on('ready', () => {
+      if (connectedOnce) {
+        for (const ch of this.handlers.channels()) this.sub.subscribe(this.prefix + ch).catch(this.onError);
+      }
+      connectedOnce = true;
+    });
     this.pub.on('error', onError);
     this.sub.on('error', onError);
     this.sub.on('message', (channel: string, raw: string) => {

@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { newRedis } from '../lib/optional.js';
 import { type Bus, endRedis, LocalBus, RedisBus } from './bus.js';
 import type { FleetConfig } from './config.js';
 import { Jobs } from './jobs.js';
@@ -43,7 +44,7 @@ export async function createFleet(
   let leases: LeaseProvider;
   if (redisUrl) {
     // Fail fast while Redis is down (the leases fall back to the database).
-    redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    redis = newRedis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     redis.on('error', onError);
     const rb = new RedisBus(redisUrl, config.redisPrefix, config.instanceId, onError);
     bus = rb;

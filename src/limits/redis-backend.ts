@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../lib/optional.js';
 import type { Adjustment, CheckInput, CheckResult, LimiterBackend } from './backend.js';
 
 /**
@@ -124,7 +125,7 @@ export class RedisBackend implements LimiterBackend {
   constructor(url: string, onError: (e: unknown) => void) {
     // Fail fast while Redis is down (no offline queue, no per-command retries): the service applies
     // RATE_LIMIT_FAILURE at once instead of letting requests wait; ioredis reconnects by itself.
-    this.client = new Redis(url, {
+    this.client = newRedis(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: 1000,

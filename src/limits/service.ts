@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Principal } from '../accounts/principal.js';
 import type { Guard, GuardRelease, InferenceCall } from '../inference/pipeline.js';
 import { GatewayError } from '../lib/errors.js';
+import { newRedis } from '../lib/optional.js';
 import {
   type Adjustment,
   type CheckResult,
@@ -100,14 +101,21 @@ export class LimitsService {
   /** Starts cross-instance invalidation (Redis pub/sub, or a once-a-second table poll). */
   async start(): Promise<void> {
     if (this.o.redisUrl) {
-      const sub = new Redis(this.o.redisUrl, { maxRetriesPerRequest: null, connectTimeout: 1000 });
+      // ioredis's own resubscription leaves its promise unobserved (an unhandled rejection when the
+      // connection drops again at once): subscribe ourselves on every 'ready', with a catch.
+      const sub = newRedis(this.o.redisUrl, {
+        maxRetriesPerRequest: null,
+        connectTimeout: 1000,
+        autoResubscribe: false,
+      });
       sub.on('error', () => {});
       sub.on('message', () => this.cache.clear());
-      // Invalidations sent while disconnected are lost: forget everything on reconnect.
-      sub.on('ready', () => this.cache.clear());
+      // Invalidations sent while disconnected are lost: forget everything on (re)connect.
+      sub.on('ready', () => {
+        this.cache.clear();
+        sub.subscribe(this.channel).catch((e) => this.o.log.warn({ err: e }, 'limits: subscribe failed'));
+      });
       this.sub = sub;
-      // Not awaited: a Redis that is down at start must not hold the start up (ioredis resubscribes).
-      sub.subscribe(this.channel).catch((e) => this.o.log.warn({ err: e }, 'limits: subscribe failed'));
     } else {
       const poll = async () => {
         try {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import nodemailer, { type Transporter } from 'nodemailer';
-import { Resend } from 'resend';
+import type { Transporter } from 'nodemailer';
+import type { Resend } from 'resend';
+import { loadOptional } from '../lib/optional.js';
 
 export interface OutgoingMail {
   from: string;
@@ -23,7 +24,7 @@ export class SmtpTransport implements MailTransport {
   readonly name = 'smtp';
   private readonly t: Transporter;
   constructor(url: string) {
-    this.t = nodemailer.createTransport(url);
+    this.t = loadOptional<typeof import('nodemailer')>('nodemailer').createTransport(url);
   }
   async send(m: OutgoingMail) {
     const r = await this.t.sendMail({
@@ -45,7 +46,8 @@ export class ResendTransport implements MailTransport {
   readonly name = 'resend';
   private readonly client: Resend;
   constructor(apiKey: string, baseUrl: string | null) {
-    this.client = new Resend(apiKey, baseUrl ? { baseUrl } : undefined);
+    const { Resend: ResendClient } = loadOptional<typeof import('resend')>('resend');
+    this.client = new ResendClient(apiKey, baseUrl ? { baseUrl } : undefined);
   }
   async send(m: OutgoingMail) {
     const r = await this.client.emails.send(

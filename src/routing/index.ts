@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from '../lib/optional.js';
 import type { Upstreams } from '../providers/upstream.js';
 import { AttemptRunner } from './attempts.js';
 import { Balancer } from './balancer.js';
@@ -41,7 +42,7 @@ export function buildRouting(opts: {
   if (opts.redisUrl) {
     // While Redis is down a breaker check or cache lookup gives up quickly (the call is allowed, the
     // cache misses) instead of adding latency to every request.
-    redis = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 500 });
+    redis = newRedis(opts.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 500 });
     redis.on('error', (err) => log.warn({ err: err.message }, 'routing: Redis error'));
     breakers = new RedisBreakers(redis, prefix, settings.breaker, clock);
     cache = settings.cache.maxBytes > 0 ? new RedisResponseCache(redis, prefix) : null;

@@ -126,7 +126,7 @@ describe.each(DATABASES)('streams (%s)', (kind) => {
       .where('user_id', '=', u.userId)
       .executeTakeFirstOrThrow();
     expect(rec.status).toBe('client_abort');
-    expect(Number(rec.completion_tokens)).toBeGreaterThan(0);
+    expect(Number(rec.completion_tokens), JSON.stringify(rec)).toBeGreaterThan(0);
     expect(Number(rec.completion_tokens)).toBeLessThan(150); // far less than the full 150-word story
     expect(await g.gw.billing.ledgerSum(u.userId)).toBe(
       (await g.gw.billing.balance(u.userId))!.balance_micros,

@@ -1,4 +1,5 @@
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
+import { loadOptional } from '../../lib/optional.js';
 
 /** The Stripe SDK client; STRIPE_BASE_URL points it at another host (a local test server or mock). */
 export function makeStripe(secretKey: string, baseUrl: string | null): Stripe {
@@ -13,7 +14,9 @@ export function makeStripe(secretKey: string, baseUrl: string | null): Stripe {
     opts.port = u.port || (u.protocol === 'https:' ? 443 : 80);
     opts.protocol = u.protocol === 'http:' ? 'http' : 'https';
   }
-  return new Stripe(secretKey, opts);
+  const mod = loadOptional<typeof Stripe & { default?: typeof Stripe }>('stripe');
+  const StripeClient = mod.default ?? mod;
+  return new StripeClient(secretKey, opts);
 }
 
 export type { Stripe };
