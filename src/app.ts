@@ -8,6 +8,7 @@ import { AccountsStore } from './accounts/store.js';
 import { adminRoutes } from './admin/routes.js';
 import { installAdminAudit } from './audit/hook.js';
 import type { AuditLog } from './audit/log.js';
+import { PostgresBillingFastPath } from './billing/postgres-fast.js';
 import { billingRoutes } from './billing/routes.js';
 import { SqliteBillingFastPath } from './billing/sqlite-fast.js';
 import { SqliteGroupCommit } from './billing/sqlite-group-commit.js';
@@ -134,6 +135,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     db.sqlite
       ? { path: new SqliteBillingFastPath(db.sqlite), commits: new SqliteGroupCommit(db.sqlite, db.db) }
       : null,
+    db.dialect === 'postgres' ? new PostgresBillingFastPath(db.db) : null,
   );
   const accountsStore = new AccountsStore(db.db);
   const accounts = new AccountsService(
@@ -258,7 +260,10 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
 
   const startedAt = Date.now();
   healthRoutes(app, { db, catalog, startedAt, limits: limits.service, breakers: routing.breakers });
-  catalogRoutes(app, catalog, config.providerOrder, routing.breakers);
+  catalogRoutes(app, catalog, config.providerOrder, routing.breakers, async () => {
+    await catalog.syncAll();
+    await fleet.bus.publish(CHANNELS.catalog, String(Date.now()));
+  });
   const history = new HistoryService(
     new HistoryStore(db.db),
     (model) => {

@@ -62,6 +62,44 @@ export class UsageStats {
     };
   }
 
+  /** The last few minutes, for a live monitor: rate, error rate, latency percentiles, spend. */
+  private async live(now: number, windowMs: number) {
+    const from = now - windowMs;
+    const r = await this.db
+      .selectFrom('usage_records')
+      .select((eb) => [
+        eb.fn.countAll<number>().as('requests'),
+        eb.fn.coalesce(eb.fn.sum<number>('cost_micros'), sql<number>`0`).as('spend'),
+        eb.fn.coalesce(eb.fn.sum<number>(isError), sql<number>`0`).as('errors'),
+      ])
+      .where('created_at', '>=', from)
+      .executeTakeFirstOrThrow();
+    const requests = Number(r.requests);
+    // A percentile as the value at its rank (both dialects; one indexed range, one row read back).
+    const at = async (q: number) => {
+      if (!requests) return null;
+      const row = await this.db
+        .selectFrom('usage_records')
+        .select('latency_ms')
+        .where('created_at', '>=', from)
+        .orderBy('latency_ms')
+        .limit(1)
+        .offset(Math.min(requests - 1, Math.floor(q * requests)))
+        .executeTakeFirst();
+      return row ? Number(row.latency_ms) : null;
+    };
+    const [p50, p99] = await Promise.all([at(0.5), at(0.99)]);
+    return {
+      window_s: windowMs / 1000,
+      requests,
+      requests_per_second: Math.round((requests / (windowMs / 1000)) * 1000) / 1000,
+      error_rate: requests ? Number(r.errors) / requests : 0,
+      latency_p50_ms: p50,
+      latency_p99_ms: p99,
+      spend_usd: microsToUsd(Number(r.spend)),
+    };
+  }
+
   private async top(column: 'user_id' | 'model', from: number, limit: number) {
     const rows = await this.db
       .selectFrom('usage_records')
@@ -89,8 +127,9 @@ export class UsageStats {
   async monitor(now = Date.now(), topN = 10) {
     const day = startOfUtcDay(now);
     const month = startOfUtcMonth(now);
-    const [today, thisMonth, topUsersToday, topModelsToday, topUsersMonth, topModelsMonth] =
+    const [live, today, thisMonth, topUsersToday, topModelsToday, topUsersMonth, topModelsMonth] =
       await Promise.all([
+        this.live(now, 300_000),
         this.totals(day),
         this.totals(month),
         this.top('user_id', day, topN),
@@ -100,6 +139,7 @@ export class UsageStats {
       ]);
     return {
       generated_at: new Date(now).toISOString(),
+      live,
       today: { ...today, top_users: topUsersToday, top_models: topModelsToday },
       month: { ...thisMonth, top_users: topUsersMonth, top_models: topModelsMonth },
     };

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import type { PostgresBillingFastPath } from './postgres-fast.js';
 import type { SqliteBillingFastPath } from './sqlite-fast.js';
 import type { SqliteGroupCommit } from './sqlite-group-commit.js';
 
@@ -43,6 +44,8 @@ export class BillingStore {
     readonly dialect: Dialect,
     /** SQLite: the hold and the settle as prepared statements, group-committed. */
     private readonly fast: { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null = null,
+    /** PostgreSQL: the hold and the settle as one statement each. */
+    private readonly pgFast: PostgresBillingFastPath | null = null,
   ) {}
 
   /** Reserve `amount` with one conditional statement; false when the available balance cannot cover it. */
@@ -57,6 +60,7 @@ export class BillingStore {
   ) {
     const fast = this.fast;
     if (fast) return fast.commits.run(() => fast.path.hold(id, userId, keyId, amount, requestId, now, ttlMs));
+    if (this.pgFast) return this.pgFast.hold(id, userId, keyId, amount, requestId, now, ttlMs);
     return this.db.transaction().execute(async (trx) => {
       const r = await trx
         .updateTable('users')
@@ -103,6 +107,7 @@ export class BillingStore {
   ): Promise<number | null> {
     const fast = this.fast;
     if (fast) return fast.commits.run(() => fast.path.settle(holdId, cost, usage, keyId));
+    if (this.pgFast) return this.pgFast.settle(holdId, cost, usage, keyId);
     return this.db.transaction().execute(async (trx) => {
       let held = 0;
       if (holdId) {

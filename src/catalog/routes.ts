@@ -42,7 +42,25 @@ export function catalogRoutes(
   catalog: Catalog,
   providerOrder: string[],
   breakers?: CircuitBreakers,
+  /** Re-read every provider's catalog now (and tell the other instances to reload it). */
+  syncNow?: () => Promise<void>,
 ): void {
+  if (syncNow) {
+    app.post(
+      '/admin/catalog/sync',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Re-read every enabled provider’s catalog now; returns the providers’ status',
+        },
+        config: { auth: 'admin', permission: 'catalog:sync' },
+      },
+      async () => {
+        await syncNow();
+        return { success: true, providers: catalog.syncStatus() };
+      },
+    );
+  }
   const grouped = (provider?: string) => {
     const byId = new Map<string, CatalogEntry[]>();
     for (const e of catalog.entries()) {

@@ -201,6 +201,26 @@ describe.each(DATABASES)('admin API and profile (%s)', (kind) => {
     const own = await call(g, 'GET', `/user/usage?group_by=model&start_date=${start}`, b.apiKey);
     expect(own.body.data).toEqual([expect.objectContaining({ model: 'm/beta', requests: 4 })]);
     expect((await call(g, 'GET', '/user/usage?group_by=user', b.apiKey)).status).toBe(400);
+
+    // The live block: the last five minutes' rate, error rate and latency percentiles.
+    rows.length = 0;
+    for (let i = 1; i <= 10; i++) add(a.userId, a.keyId, 'm/alpha', 'openrouter', Date.now() - 1000, 100);
+    rows.forEach((r, i) => {
+      r.latency_ms = (i + 1) * 10;
+    });
+    (rows[9] as Record<string, unknown>).status = 'error_502';
+    await g.gw.db.db
+      .insertInto('usage_records')
+      .values(rows as never)
+      .execute();
+    const live = (await call(g, 'GET', '/admin/monitor', ADMIN_KEY)).body.live;
+    expect(live.window_s).toBe(300);
+    expect(live.requests).toBeGreaterThanOrEqual(10);
+    expect(live.requests_per_second).toBeCloseTo(live.requests / 300, 3);
+    expect(live.latency_p50_ms).toBeGreaterThanOrEqual(50);
+    expect(live.latency_p50_ms).toBeLessThanOrEqual(100);
+    expect(live.latency_p99_ms).toBe(100);
+    expect(live.error_rate).toBeGreaterThan(0);
   });
 
   it('profile: read and change; duplicate username 409', async () => {

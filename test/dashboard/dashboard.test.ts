@@ -156,6 +156,17 @@ describe.skipIf(!hasChromium)('dashboard in a real browser', () => {
     expect(ledger.map((l) => Number(l.amount_micros))).toContain(7_000_000);
     await navTo('Audit log');
     await page.getByRole('table', { name: 'Audit log' }).getByText(user.userId).first().waitFor();
+
+    // the live monitor shows the last minutes' traffic; the providers page re-syncs catalogs on demand
+    await navTo('Monitor');
+    await expect
+      .poll(async () => Number(await page.getByTestId('live-requests').textContent()), { timeout: 8000 })
+      .toBeGreaterThan(0);
+    const syncsBefore = or.calls.filter((c) => c.path.endsWith('/models')).length;
+    await navTo('Providers & rankings');
+    await page.getByRole('button', { name: 'Sync catalogs now' }).click();
+    await page.getByTestId('sync-status').filter({ hasText: 'Catalogs synced' }).waitFor();
+    expect(or.calls.filter((c) => c.path.endsWith('/models')).length).toBe(syncsBefore + 1);
   });
 
   it('screenshots every page at desktop and phone width', async () => {

@@ -9,16 +9,25 @@ export function Monitor() {
   const d = m.data ?? {};
   const today = d.today ?? d;
   const month = d.month ?? {};
+  const live = d.live ?? {};
   return html`<div class="grid">
-    <${Card} title="System monitor (refreshes every 5 s)">
+    <${Card} title="Last 5 minutes (refreshes every 5 s)">
       <${ErrorNote} error=${m.error} />
+      <div class="stats">
+        <${Stat} label="Requests" value=${num(live.requests)} testid="live-requests" />
+        <${Stat} label="Requests / s" value=${live.requests_per_second ?? '—'} />
+        <${Stat} label="Error rate" value=${typeof live.error_rate === 'number' ? `${(live.error_rate * 100).toFixed(2)}%` : '—'} />
+        <${Stat} label="Latency p50 / p99" value=${live.latency_p50_ms != null ? `${live.latency_p50_ms} / ${live.latency_p99_ms} ms` : '—'} />
+        <${Stat} label="Spend" value=${usd(live.spend_usd)} />
+      </div>
+    <//>
+    <${Card} title="Today and this month">
       <div class="stats">
         <${Stat} label="Requests today" value=${num(today.requests)} testid="monitor-requests" />
         <${Stat} label="Tokens today" value=${num(today.tokens ?? today.total_tokens)} />
         <${Stat} label="Spend today" value=${usd(today.spend_usd ?? today.spend)} />
-        <${Stat} label="Error rate" value=${typeof today.error_rate === 'number' ? `${(today.error_rate * 100).toFixed(2)}%` : '—'} />
-        <${Stat} label="Latency p50 / p99" value=${today.latency_p50_ms !== undefined ? `${today.latency_p50_ms} / ${today.latency_p99_ms} ms` : '—'} />
-        <${Stat} label="Users" value=${num(d.users?.total ?? d.total_users)} />
+        <${Stat} label="Error rate today" value=${typeof today.error_rate === 'number' ? `${(today.error_rate * 100).toFixed(2)}%` : '—'} />
+        <${Stat} label="Users" value=${num(today.users)} />
         <${Stat} label="Requests this month" value=${num(month.requests)} />
         <${Stat} label="Spend this month" value=${usd(month.spend_usd ?? month.spend)} />
       </div>
@@ -84,8 +93,21 @@ export function Users() {
 export function Providers() {
   const p = useApi('/models/providers', 10_000);
   const r = useApi('/ranking/models');
+  const [syncing, setSyncing] = useState<string | null>(null);
+  const sync = async () => {
+    setSyncing('Syncing…');
+    try {
+      await api('/admin/catalog/sync', { body: {} });
+      setSyncing('Catalogs synced');
+      p.reload();
+    } catch (e) {
+      setSyncing((e as Error).message);
+    }
+  };
   return html`<div class="grid">
     <${Card} title="Providers">
+      <div class="toolbar"><button type="button" onClick=${sync}>Sync catalogs now</button>
+        ${syncing ? html`<span role="status" data-testid="sync-status">${syncing}</span>` : null}</div>
       <${ErrorNote} error=${p.error} />
       <${Table} label="Providers" rows=${listOf(p.data)} columns=${[
         ['name', 'Provider'],
