@@ -9,8 +9,8 @@ interface Op {
 
 /**
  * Group commit for SQLite: the holds and settles that arrive in the same turn of the event loop
- * run in one IMMEDIATE transaction, each inside its own savepoint (a failing one rolls back alone),
- * and every caller is answered only after the COMMIT — so a settled charge is exactly as durable
+ * run in one IMMEDIATE transaction (should one of them throw, the batch is rolled back and each runs
+ * in a transaction of its own), and every caller is answered only after the COMMIT — so a settled charge is exactly as durable
  * as with a transaction per request, at a fraction of the commits. It runs while holding Kysely's
  * connection, so no Kysely transaction interleaves.
  */
@@ -20,9 +20,6 @@ export class SqliteGroupCommit {
   private readonly begin: SQLite.Statement;
   private readonly commit: SQLite.Statement;
   private readonly rollback: SQLite.Statement;
-  private readonly savepoint: SQLite.Statement;
-  private readonly releaseSavepoint: SQLite.Statement;
-  private readonly rollbackTo: SQLite.Statement;
 
   constructor(
     sqlite: SQLite.Database,
@@ -33,9 +30,6 @@ export class SqliteGroupCommit {
     this.begin = sqlite.prepare('BEGIN IMMEDIATE');
     this.commit = sqlite.prepare('COMMIT');
     this.rollback = sqlite.prepare('ROLLBACK');
-    this.savepoint = sqlite.prepare('SAVEPOINT op');
-    this.releaseSavepoint = sqlite.prepare('RELEASE op');
-    this.rollbackTo = sqlite.prepare('ROLLBACK TO op');
   }
 
   run<T>(fn: () => T): Promise<T> {
@@ -64,33 +58,41 @@ export class SqliteGroupCommit {
   }
 
   private runBatch(batch: Op[]): void {
-    const results: Array<{ ok: boolean; v: unknown }> = [];
+    // Optimistic: the whole batch in one transaction. An operation that throws (a bug or a broken
+    // disk, never a refused hold) rolls the batch back, and each operation then runs on its own,
+    // so one failure never takes the others with it.
+    const results: unknown[] = [];
     this.begin.run();
     try {
-      for (const op of batch) {
-        this.savepoint.run();
-        try {
-          results.push({ ok: true, v: op.fn() });
-          this.releaseSavepoint.run();
-        } catch (e) {
-          this.rollbackTo.run();
-          this.releaseSavepoint.run();
-          results.push({ ok: false, v: e });
-        }
-      }
+      for (const op of batch) results.push(op.fn());
       this.commit.run();
-    } catch (err) {
-      try {
-        this.rollback.run();
-      } catch {
-        /* already rolled back */
-      }
-      throw err;
+    } catch {
+      this.rollbackQuietly();
+      for (const op of batch) this.runAlone(op);
+      return;
     }
-    batch.forEach((op, i) => {
-      const r = results[i]!;
-      if (r.ok) op.resolve(r.v);
-      else op.reject(r.v);
-    });
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
+  }
+
+  private runAlone(op: Op): void {
+    let value: unknown;
+    try {
+      this.begin.run();
+      value = op.fn();
+      this.commit.run();
+    } catch (e) {
+      this.rollbackQuietly();
+      op.reject(e);
+      return;
+    }
+    op.resolve(value);
+  }
+
+  private rollbackQuietly(): void {
+    try {
+      this.rollback.run();
+    } catch {
+      /* no transaction open */
+    }
   }
 }
