@@ -1,28 +1,12 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Dialect } from '../db/database.js';
-import type { Database } from '../db/schema.js';
+import type { Database, UsageRecordsTable } from '../db/schema.js';
 import type { PostgresBillingFastPath } from './postgres-fast.js';
 import type { SqliteBillingFastPath } from './sqlite-fast.js';
 import type { SqliteGroupCommit } from './sqlite-group-commit.js';
 
-export interface UsageRecord {
-  request_id: string;
-  user_id: string;
-  key_id: string | null;
-  endpoint: string;
-  model: string;
-  provider: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cached_tokens: number;
-  reasoning_tokens: number;
-  cost_micros: number;
-  latency_ms: number;
-  status: string;
-  stream: number;
-  app: string | null;
-  created_at: number;
-}
+/** A usage record as the pipeline writes it (the table's row without its serial id). */
+export type UsageRecord = Omit<Selectable<UsageRecordsTable>, 'id'>;
 
 export interface LedgerEntry {
   userId: string;

@@ -3,16 +3,11 @@ import { injectHistory } from '../../history/inject.js';
 import type { HistoryService } from '../../history/service.js';
 import { requireUser } from '../../http/auth.js';
 import { parseProviderPreference } from '../../routing/router.js';
+import { inferenceCall } from '../call.js';
 import { messagesUpperBound } from '../estimate.js';
 import type { Pipeline } from '../pipeline.js';
 import { chatAdapter } from './adapter.js';
 import { ChatCompletionBody } from './schema.js';
-
-/** The calling app, as OpenRouter identifies apps (`X-Title`, else `HTTP-Referer`). */
-export function appOf(headers: Record<string, string | string[] | undefined>): string | null {
-  const t = headers['x-title'] ?? headers['http-referer'] ?? headers.referer;
-  return typeof t === 'string' && t ? t.slice(0, 200) : null;
-}
 
 export function chatRoutes(app: FastifyInstance, pipeline: Pipeline, history?: HistoryService): void {
   app.post(
@@ -38,9 +33,7 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline, history?: H
         (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null,
       );
       if (withHistory) body.messages = withHistory.messages;
-      const call = {
-        requestId: request.id,
-        principal,
+      const call = inferenceCall(request, principal, {
         endpoint: 'chat.completions',
         model: body.model as string,
         providerPref: parseProviderPreference(body.provider),
@@ -50,12 +43,7 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline, history?: H
         maxOutputTokens: (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null,
         choices: (body.n as number | null) ?? 1,
         units: 0,
-        app: appOf(request.headers),
-        clientIp: request.ip,
-        headers: request.headers,
-        startedAt: request.startedAt,
-        responseHeaders: {},
-      };
+      });
       await pipeline.run(call, chatAdapter(body, withHistory?.onComplete), reply);
       return reply;
     },

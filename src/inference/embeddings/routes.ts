@@ -3,8 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { requireUser } from '../../http/auth.js';
 import { badRequest } from '../../lib/errors.js';
 import { parseProviderPreference } from '../../routing/router.js';
-import { appOf } from '../chat/routes.js';
-import type { InferenceCall, Pipeline } from '../pipeline.js';
+import { inferenceCall } from '../call.js';
+import type { Pipeline } from '../pipeline.js';
 import { embeddingInputBound, embeddingsAdapter } from './adapter.js';
 
 export const MAX_EMBEDDING_INPUTS = 2048;
@@ -46,9 +46,7 @@ export function embeddingsRoutes(app: FastifyInstance, pipeline: Pipeline): void
       if (request.validationError) throw embeddingsInputError(request.validationError);
       const principal = requireUser(request);
       const body = request.body as Record<string, any>;
-      const call: InferenceCall = {
-        requestId: request.id,
-        principal,
+      const call = inferenceCall(request, principal, {
         endpoint: 'embeddings',
         model: body.model as string,
         providerPref: parseProviderPreference(body.provider),
@@ -57,12 +55,7 @@ export function embeddingsRoutes(app: FastifyInstance, pipeline: Pipeline): void
         maxOutputTokens: 0,
         choices: 1,
         units: 0,
-        app: appOf(request.headers),
-        clientIp: request.ip,
-        headers: request.headers,
-        startedAt: request.startedAt,
-        responseHeaders: {},
-      };
+      });
       await pipeline.run(call, embeddingsAdapter(body), reply);
       return reply;
     },

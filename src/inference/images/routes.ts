@@ -2,8 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { requireUser } from '../../http/auth.js';
 import { parseProviderPreference } from '../../routing/router.js';
-import { appOf } from '../chat/routes.js';
-import type { InferenceCall, Pipeline } from '../pipeline.js';
+import { inferenceCall } from '../call.js';
+import type { Pipeline } from '../pipeline.js';
 import { type ImagesShape, imagesAdapter } from './adapter.js';
 import type { ImagePrices } from './price.js';
 
@@ -32,9 +32,7 @@ export function imagesRoutes(app: FastifyInstance, pipeline: Pipeline, prices: I
       if (body[k] === null) delete body[k];
     const n = (body.n as number | undefined) ?? 1;
     const size = body.size as string | undefined;
-    const call: InferenceCall = {
-      requestId: request.id,
-      principal,
+    const call = inferenceCall(request, principal, {
       endpoint: 'images.generations',
       model: body.model as string,
       providerPref: parseProviderPreference(body.provider),
@@ -44,12 +42,7 @@ export function imagesRoutes(app: FastifyInstance, pipeline: Pipeline, prices: I
       choices: 1,
       units: n,
       priceOf: prices.priceOf(size),
-      app: appOf(request.headers),
-      clientIp: request.ip,
-      headers: request.headers,
-      startedAt: request.startedAt,
-      responseHeaders: {},
-    };
+    });
     await pipeline.run(call, imagesAdapter(body, n, shape), reply);
     return reply;
   };

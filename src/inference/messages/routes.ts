@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { requireUser } from '../../http/auth.js';
 import { anthropicToChatRequest } from '../../providers/anthropic/request.js';
 import { parseProviderPreference } from '../../routing/router.js';
+import { inferenceCall } from '../call.js';
 import { countChatUsage } from '../chat/count.js';
-import { appOf } from '../chat/routes.js';
 import { messagesUpperBound } from '../estimate.js';
-import type { InferenceCall, Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../pipeline.js';
 import { messagesAdapter } from './adapter.js';
 import { CountTokensBody, MessagesBody } from './schema.js';
 
@@ -25,9 +25,7 @@ export function messagesRoutes(app: FastifyInstance, pipeline: Pipeline): void {
       const principal = requireUser(request);
       const body = request.body as Record<string, any>;
       const beta = request.headers['anthropic-beta'];
-      const call: InferenceCall = {
-        requestId: request.id,
-        principal,
+      const call = inferenceCall(request, principal, {
         endpoint: 'messages',
         model: body.model as string,
         providerPref: parseProviderPreference(body.provider),
@@ -36,12 +34,7 @@ export function messagesRoutes(app: FastifyInstance, pipeline: Pipeline): void {
         maxOutputTokens: body.max_tokens as number,
         choices: 1,
         units: 0,
-        app: appOf(request.headers),
-        clientIp: request.ip,
-        headers: request.headers,
-        startedAt: request.startedAt,
-        responseHeaders: {},
-      };
+      });
       await pipeline.run(call, messagesAdapter(body, typeof beta === 'string' ? beta : null), reply);
       return reply;
     },

@@ -5,9 +5,9 @@ import type { HistoryService } from '../../history/service.js';
 import { requireUser } from '../../http/auth.js';
 import { notFound } from '../../lib/errors.js';
 import { parseProviderPreference } from '../../routing/router.js';
-import { appOf } from '../chat/routes.js';
+import { inferenceCall } from '../call.js';
 import { messagesUpperBound } from '../estimate.js';
-import type { InferenceCall, Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../pipeline.js';
 import { responsesAdapter } from './adapter.js';
 import { ResponsesBody } from './schema.js';
 import type { ResponsesStore } from './store.js';
@@ -75,9 +75,7 @@ export function responsesRoutes(
             ),
         );
       }
-      const call: InferenceCall = {
-        requestId: request.id,
-        principal,
+      const call = inferenceCall(request, principal, {
         endpoint: 'responses',
         model: body.model as string,
         providerPref: parseProviderPreference(body.provider),
@@ -88,12 +86,7 @@ export function responsesRoutes(
         maxOutputTokens: (body.max_output_tokens ?? null) as number | null,
         choices: 1,
         units: 0,
-        app: appOf(request.headers),
-        clientIp: request.ip,
-        headers: request.headers,
-        startedAt: request.startedAt,
-        responseHeaders: {},
-      };
+      });
       await pipeline.run(
         call,
         responsesAdapter(body, {
