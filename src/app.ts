@@ -299,6 +299,16 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     audit: access.audit,
     jobs: fleet.jobs,
   });
+  // New users get the welcome mail (and the trial when TRIAL_AUTO_START is on); new keys the security mail.
+  // A failure is logged and never fails the request that created the user or key.
+  accounts.onUserCreated((userId) =>
+    commerce
+      .userCreated(userId)
+      .catch((err) => app.log.warn({ err, userId }, 'welcome mail or trial failed')),
+  );
+  accounts.onKeyCreated((userId, key) =>
+    commerce.keyCreated(userId, key).catch((err) => app.log.warn({ err, userId }, 'new-key mail failed')),
+  );
   limits.service.setPlanSource(commerce.planLimits);
   commerce.plans.onChange(() => void limits.service.invalidate().catch(() => {}));
   pipeline.addGuard(commerce.modelGuard);

@@ -136,6 +136,7 @@ export class KeyService {
       if (isUniqueViolation(err)) throw duplicateName();
       throw err;
     }
+    await this.accounts.keyCreated(userId, { id: row.id, name: row.name, prefix: row.prefix });
     return { secret: k.secret, key: keyView(row) };
   }
 

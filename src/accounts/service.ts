@@ -190,6 +190,27 @@ export class AccountsService {
     this.spent.delete(keyId);
   }
 
+  private readonly userCreatedListeners: Array<(userId: string) => Promise<void>> = [];
+  private readonly keyCreatedListeners: Array<
+    (userId: string, key: { id: string; name: string; prefix: string }) => Promise<void>
+  > = [];
+
+  /** Called after a user is created (admin or sign-up), before the creating request answers. */
+  onUserCreated(fn: (userId: string) => Promise<void>): void {
+    this.userCreatedListeners.push(fn);
+  }
+
+  /** Called after a user creates an API key, before the creating request answers. */
+  onKeyCreated(
+    fn: (userId: string, key: { id: string; name: string; prefix: string }) => Promise<void>,
+  ): void {
+    this.keyCreatedListeners.push(fn);
+  }
+
+  async keyCreated(userId: string, key: { id: string; name: string; prefix: string }): Promise<void> {
+    for (const l of this.keyCreatedListeners) await l(userId, key);
+  }
+
   async createUser(input: {
     email: string | null;
     username: string | null;
@@ -239,6 +260,7 @@ export class AccountsService {
         balance = r?.balanceAfter ?? 0;
       }
     });
+    for (const l of this.userCreatedListeners) await l(user.id);
     return {
       user: { ...user, balance_micros: balance },
       apiKey: k.secret,

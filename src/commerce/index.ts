@@ -9,7 +9,6 @@ import { Outbox } from '../notify/outbox.js';
 import { notifyRoutes } from '../notify/routes.js';
 import { Notifier } from '../notify/service.js';
 import { type MailTransport, makeTransport } from '../notify/transport.js';
-import { installAccountEvents } from './account-events.js';
 import { couponAdminRoutes } from './admin-routes.js';
 import type { CommerceConfig } from './config.js';
 import { CouponsService } from './coupons.js';
@@ -240,7 +239,6 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
     },
   };
 
-  installAccountEvents(app, c);
   commerceRoutes(app, c, deps.audit ?? null);
   couponAdminRoutes(app, c, deps.audit ?? null);
   paymentRoutes(app, payments);
