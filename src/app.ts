@@ -351,7 +351,6 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     tracer,
     catalogReady,
     async close() {
-      catalog.stop();
       await fleet.jobs.stop();
       await app.close();
       // Streams cut by a shutdown deadline still settle: wait for every run to finish.

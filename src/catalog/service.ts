@@ -31,7 +31,6 @@ export class Catalog {
   private byId = new Map<string, CatalogEntry[]>();
   private all: CatalogEntry[] = [];
   private sync: ProviderSyncRow[] = [];
-  private timer: NodeJS.Timeout | null = null;
   private readonly defaultPrice: Price | null;
   private readonly overrides = new Map<string, Price>();
 
@@ -63,19 +62,6 @@ export class Catalog {
   async syncAll(): Promise<void> {
     await Promise.all([...this.providers.values()].map((p) => this.syncProvider(p)));
     await this.load();
-  }
-
-  startPeriodicSync(): void {
-    if (this.config.catalogSyncIntervalMs <= 0) return;
-    this.timer = setInterval(() => {
-      this.syncAll().catch((e) => this.log.warn({ err: e }, 'catalog sync failed'));
-    }, this.config.catalogSyncIntervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
   }
 
   private async syncProvider(p: EnabledProvider): Promise<void> {
