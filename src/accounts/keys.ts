@@ -37,9 +37,6 @@ export const displayPrefix = (secret: string): string => {
   return `${secret.slice(0, at + 6)}…`;
 };
 
-export const looksLikeGatewayKey = (s: string): boolean =>
-  /^gw_(live|test|staging|dev)_[A-Za-z0-9_-]{43}$/.test(s);
-
 /** Constant-time equality of two secrets (compares their HMACs so lengths never leak). */
 export function secretsEqual(a: string, b: string, gatewaySecret: string): boolean {
   const ha = createHmac('sha256', gatewaySecret).update(a).digest();

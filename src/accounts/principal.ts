@@ -26,5 +26,3 @@ export interface KeySettings {
   /** Normalized hosts of domainReferrers. */
   domains?: string[] | null;
 }
-
-export const isAdmin = (p: Principal): boolean => p.kind === 'admin' || p.role === 'admin';

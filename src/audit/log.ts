@@ -14,6 +14,14 @@ export interface AuditEntry {
   userAgent?: string | null;
 }
 
+/** What a feature needs of the audit log to record an admin action (AuditLog implements it). */
+export interface AuditSink {
+  recordRequest(
+    request: FastifyRequest,
+    e: Omit<AuditEntry, 'actor' | 'ip' | 'userAgent'> & { actor?: string },
+  ): Promise<void>;
+}
+
 export interface AuditOptions {
   /** Rows held in memory at most; a full queue makes `record` wait for a flush (never drops). */
   capacity?: number;
@@ -27,7 +35,7 @@ export interface AuditOptions {
  * (every `flushIntervalMs` or `batchSize` rows). A full queue applies back-pressure; `close`
  * writes everything that is left, so a graceful shutdown loses nothing.
  */
-export class AuditLog {
+export class AuditLog implements AuditSink {
   private queue: NewAuditRow[] = [];
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;

@@ -48,6 +48,3 @@ export function priceFromSpec(s: PriceSpec, where: string): Price {
 }
 
 const nonZero = (n: number | null) => (n === 0 ? null : n);
-
-/** Price per million tokens in USD for the JSON edge (exact decimal from integers). */
-export const microsPerMToUsdPerM = (n: number | null): number | null => (n === null ? null : n / 1_000_000);

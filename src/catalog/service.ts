@@ -166,10 +166,6 @@ export class Catalog {
     return this.all;
   }
 
-  modelIds(): IterableIterator<string> {
-    return this.byId.keys();
-  }
-
   syncStatus(): readonly ProviderSyncRow[] {
     return this.sync;
   }

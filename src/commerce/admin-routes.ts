@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { AuditSink } from '../audit/log.js';
 import { GatewayError } from '../lib/errors.js';
 import { usdToMicros } from '../lib/money.js';
 import { type CouponInput, couponJson } from './coupons.js';
 import type { Commerce } from './index.js';
-import type { AuditSink } from './routes.js';
 
 const Fields = {
   value: Type.Number({

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { AuditSink } from '../audit/log.js';
 import type { BillingStore } from '../billing/store.js';
 import type { Db } from '../db/database.js';
 import type { Guard } from '../inference/pipeline.js';
@@ -18,7 +19,7 @@ import { makeStripe } from './payments/stripe.js';
 import { StripeWebhooks } from './payments/webhook.js';
 import { limitsOf, modelAllowed, PlansService } from './plans.js';
 import { ReferralsService } from './referrals.js';
-import { type AuditSink, commerceRoutes } from './routes.js';
+import { commerceRoutes } from './routes.js';
 import { Scheduler } from './scheduler.js';
 import { TrialsService } from './trials.js';
 

@@ -1,24 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuditSink } from '../audit/log.js';
 import { requireUser } from '../http/auth.js';
 import { GatewayError } from '../lib/errors.js';
 import { microsToUsd } from '../lib/money.js';
 import type { Commerce } from './index.js';
 import { limitsOf, planJson } from './plans.js';
-
-/** Audit seam: the audit log's `recordRequest` (src/audit/log.ts). */
-export interface AuditSink {
-  recordRequest(
-    request: FastifyRequest,
-    e: {
-      userId?: string | null;
-      action: string;
-      resourceType?: string | null;
-      resourceId?: string | null;
-      details?: Record<string, unknown> | null;
-    },
-  ): Promise<void>;
-}
 
 const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 

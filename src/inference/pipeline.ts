@@ -186,6 +186,22 @@ export class Pipeline {
   private async runOnce(call: InferenceCall, adapter: Adapter, reply: FastifyReply): Promise<void> {
     const { deps } = this;
     const releases: GuardRelease[] = [];
+    let guardsReleased = false;
+    // Guards (concurrency slots, token reservations) are released as soon as the charge is settled,
+    // before the client receives the end of its response, so its next request finds the slot free;
+    // on every other exit path, at the very end.
+    const releaseGuards = async () => {
+      if (guardsReleased) return;
+      guardsReleased = true;
+      const st = settled as SettleResult | null;
+      for (const r of releases) {
+        try {
+          await r({ usage: st?.usage ?? null, costMicros: st?.costMicros ?? 0 });
+        } catch (e) {
+          deps.log.error({ err: e }, 'guard release failed');
+        }
+      }
+    };
     let holdId: string | null = null;
     let settled: SettleResult | null = null;
     let target: Target | null = null;
@@ -241,6 +257,7 @@ export class Pipeline {
             settle: async (usage, cost) => {
               settled = await this.settle(call, t, holdId, usage, 'cache_hit', cost, hit);
               holdId = null;
+              await releaseGuards();
               deps.observer?.settled(call, t, settled, 'cache_hit', performance.now() - call.startedAt, 0);
               return settled;
             },
@@ -267,6 +284,7 @@ export class Pipeline {
           if (settled) return settled;
           settled = await this.settle(call, t, holdId, usage, status);
           holdId = null;
+          await releaseGuards();
           deps.observer?.settled(
             call,
             t,
@@ -342,14 +360,7 @@ export class Pipeline {
         await deps.billing
           .release(holdId)
           .catch((e) => deps.log.error({ err: e, holdId }, 'hold release failed'));
-      const s = settled as SettleResult | null;
-      for (const r of releases) {
-        try {
-          await r({ usage: s?.usage ?? null, costMicros: s?.costMicros ?? 0 });
-        } catch (e) {
-          deps.log.error({ err: e }, 'guard release failed');
-        }
-      }
+      await releaseGuards();
     }
   }
 

@@ -1,17 +1,6 @@
 import { errors as undiciErrors } from 'undici';
 import { GatewayError } from '../lib/errors.js';
 
-/** Statuses where another provider may well succeed; the caller's own 4xx mistakes are not among them. */
-export const shouldFallBack = (status: number): boolean =>
-  status === 401 ||
-  status === 402 ||
-  status === 403 ||
-  status === 404 ||
-  status === 408 ||
-  status === 409 ||
-  status === 429 ||
-  status >= 500;
-
 /** Turn an upstream error response into our error, in OpenAI's shape, without leaking provider credentials. */
 export function fromUpstreamResponse(
   status: number,

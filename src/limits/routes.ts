@@ -1,26 +1,13 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AccountsService } from '../accounts/service.js';
+import type { AuditSink } from '../audit/log.js';
 import { requireUser } from '../http/auth.js';
 import { badRequest, notFound } from '../lib/errors.js';
 import { OVERRIDE_FIELDS, toJson } from './resolve.js';
 import type { LimitsService, SubjectLimits } from './service.js';
 import type { LimitsStore, OverrideRow } from './store.js';
 import { periodStart, position } from './windows.js';
-
-/** Where admin changes are recorded (the audit log); optional so the feature stands alone. */
-export interface AuditSink {
-  recordRequest(
-    request: FastifyRequest,
-    e: {
-      userId?: string | null;
-      action: string;
-      resourceType?: string | null;
-      resourceId?: string | null;
-      details?: Record<string, unknown> | null;
-    },
-  ): Promise<void>;
-}
 
 const Limit = Type.Union([Type.Integer({ minimum: 0, maximum: 1e15 }), Type.Null()]);
 
