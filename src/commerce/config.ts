@@ -32,7 +32,7 @@ export interface CommerceConfig {
   topupMaxMicros: number;
   packages: CreditPackage[];
   referral: { rewardMicros: number; minPurchaseMicros: number; maxRewardsPerCode: number };
-  /** Scheduled work interval (0: no in-process scheduler). */
+  /** Interval of commerce's jobs in the fleet's job runner (0: not scheduled, run only by `fleet.jobs.tick()`). */
   jobsIntervalMs: number;
   email: {
     smtpUrl: string | null;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AuditSink } from '../audit/log.js';
 import type { BillingStore } from '../billing/store.js';
 import type { Db } from '../db/database.js';
+import type { Jobs } from '../fleet/jobs.js';
 import type { Guard } from '../inference/pipeline.js';
 import { GatewayError } from '../lib/errors.js';
 import { microsToUsd } from '../lib/money.js';
@@ -20,7 +21,6 @@ import { StripeWebhooks } from './payments/webhook.js';
 import { limitsOf, modelAllowed, PlansService } from './plans.js';
 import { ReferralsService } from './referrals.js';
 import { commerceRoutes } from './routes.js';
-import { Scheduler } from './scheduler.js';
 import { TrialsService } from './trials.js';
 
 export interface CommerceDeps {
@@ -29,8 +29,8 @@ export interface CommerceDeps {
   config: CommerceConfig;
   appName: string;
   audit?: AuditSink | null;
-  /** The fleet's leased jobs (src/fleet): when given, scheduled work runs there instead of our own Scheduler. */
-  jobs?: { every(name: string, intervalMs: number, run: () => Promise<void>): void } | null;
+  /** The fleet's leased jobs (src/fleet): trial expiry/reminders, plan credits and the outbox run there. */
+  jobs: Pick<Jobs, 'every'>;
   /** Overrides the configured mail transport (tests). */
   transport?: MailTransport;
 }
@@ -43,7 +43,6 @@ export interface Commerce {
   payments: PaymentsService;
   notifier: Notifier;
   outbox: Outbox;
-  scheduler: Scheduler;
   /** Pipeline guard: the plan's allowed models (add before rate limits). */
   modelGuard: Guard;
   /** Pipeline guard: trial caps and the low-balance alert (add after rate limits). */
@@ -150,7 +149,8 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
     { name: 'plan-credits', run: planCredits },
     { name: 'email-outbox', run: (now: number) => outbox.runOnce(now) },
   ];
-  const scheduler = new Scheduler(kdb, jobList, cfg.jobsIntervalMs, app.log);
+  // One runner per job across the fleet; JOBS_INTERVAL_MS=0 leaves them to `fleet.jobs.tick()`.
+  for (const j of jobList) deps.jobs.every(`commerce-${j.name}`, cfg.jobsIntervalMs, j.run);
 
   // The plan's allowed models: a restriction, checked before rate limits take a slot.
   const modelGuard: Guard = {
@@ -190,7 +190,6 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
     payments,
     notifier,
     outbox,
-    scheduler,
     modelGuard,
     usageGuard,
     planLimits: async (userId) => limitsOf(await plans.planOf(userId)),
@@ -234,8 +233,8 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
         now,
       );
     },
+    /** Call after the fleet's jobs have stopped (an outbox run may still be sending). */
     async close() {
-      await scheduler.stop();
       transport.close?.();
     },
   };
@@ -244,13 +243,6 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
   couponAdminRoutes(app, c, deps.audit ?? null);
   paymentRoutes(app, payments);
   notifyRoutes(app, notifier);
-  // Hold sweeping is already scheduled by the composition root.
-  if (deps.jobs && cfg.jobsIntervalMs > 0) {
-    for (const j of jobList)
-      deps.jobs.every(`commerce-${j.name}`, cfg.jobsIntervalMs, async () => {
-        await j.run(Date.now());
-      });
-  } else scheduler.start();
   app.log.debug(
     { plans: cfg.plans.length, trialCredits: microsToUsd(cfg.trial.creditsMicros) },
     'commerce ready',

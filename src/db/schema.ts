@@ -152,7 +152,6 @@ export interface Database {
   coupon_redemptions: CouponRedemptionsTable;
   referral_rewards: ReferralRewardsTable;
   debts: DebtsTable;
-  job_leases: JobLeasesTable;
   email_outbox: EmailOutboxTable;
   notification_prefs: NotificationPrefsTable;
   fleet_leases: FleetLeasesTable;
@@ -329,12 +328,6 @@ export interface DebtsTable {
   cause: string;
   amount_micros: number;
   created_at: number;
-}
-
-export interface JobLeasesTable {
-  name: string;
-  holder: string;
-  expires_at: number;
 }
 
 export interface EmailOutboxTable {

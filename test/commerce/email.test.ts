@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Scheduler } from '../../src/commerce/scheduler.js';
+import { Jobs } from '../../src/fleet/jobs.js';
+import { DatabaseLeases } from '../../src/fleet/lock.js';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
 import { startTestSmtp, type TestSmtp } from '../helpers/smtp.js';
@@ -211,28 +212,43 @@ describe.each(DATABASES)('e-mail notifications and scheduled work (%s)', (kind) 
     expect(bad.status).toBe(400);
   });
 
-  it('scheduled work runs on one instance at a time (lease rows)', async () => {
+  it('scheduled work runs on one instance at a time (the fleet’s lease rows)', async () => {
     let runs = 0;
-    const job = {
-      name: `test-job-${kind}`,
-      run: async () => {
+    const name = `test-job-${kind}`;
+    // Two instances' job runners on the gateway's database; the lease clock is moved by hand.
+    let clock = Date.now();
+    const errors: unknown[] = [];
+    const instance = (owner: string) => {
+      const jobs = new Jobs(new DatabaseLeases(g.gw.db.db, owner, () => clock), (_job, err) =>
+        errors.push(err),
+      );
+      jobs.every(name, 10_000, async () => {
         runs++;
-      },
+      });
+      return jobs;
     };
-    const a = new Scheduler(g.gw.db.db, [job], 10_000, g.gw.app.log);
-    const b = new Scheduler(g.gw.db.db, [job], 10_000, g.gw.app.log);
-    const now = Date.now();
-    const [ra, rb] = await Promise.all([a.tick(now, 10_000), b.tick(now, 10_000)]);
-    expect(ra.length + rb.length).toBe(1);
-    expect(runs).toBe(1);
-    // Still leased: nobody else runs it; the holder may run again.
-    const holder = ra.length ? a : b;
-    const other = ra.length ? b : a;
-    expect(await other.tick(now + 5_000, 10_000)).toEqual([]);
-    expect(await holder.tick(now + 5_000, 10_000)).toEqual([job.name]);
-    // After the lease ends the other instance takes over.
-    expect(await other.tick(now + 20_000, 10_000)).toEqual([job.name]);
-    expect(runs).toBe(3);
+    const a = instance(`a-${kind}`);
+    const b = instance(`b-${kind}`);
+    try {
+      const now = clock;
+      const [ra, rb] = await Promise.all([a.tick(now), b.tick(now)]);
+      expect(ra.length + rb.length).toBe(1);
+      expect(runs).toBe(1);
+      // Still leased: nobody else runs it; the holder may run again.
+      const holder = ra.length ? a : b;
+      const other = ra.length ? b : a;
+      clock = now + 5_000;
+      expect(await other.tick(clock)).toEqual([]);
+      expect(await holder.tick(clock)).toEqual([name]);
+      // After the lease ends (two intervals and a second after the last renewal) the other instance takes over.
+      clock = now + 30_000;
+      expect(await other.tick(clock)).toEqual([name]);
+      expect(runs).toBe(3);
+      expect(errors).toEqual([]);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
   });
 
   it('plans: list, one, the caller’s plan, entitlements, audited assignment, plan limits reach the limits service', async () => {
@@ -261,10 +277,11 @@ describe.each(DATABASES)('e-mail notifications and scheduled work (%s)', (kind) 
       requestsPerDay: 10_000,
       maxConcurrent: 20,
     });
-    // Included monthly credits of an admin-assigned plan: once per period, by the scheduled job.
+    // Included monthly credits of an admin-assigned plan: once per period, by the scheduled job
+    // (JOBS_INTERVAL_MS=0 here: the fleet's job runner runs it when told to).
     const now = Date.now();
-    await g.gw.commerce.scheduler.tick(now + 1000, 1000);
-    await g.gw.commerce.scheduler.tick(now + 3000, 1000);
+    expect(await g.gw.fleet.jobs.tick(now + 1000)).toContain('commerce-plan-credits');
+    expect(await g.gw.fleet.jobs.tick(now + 3000)).toContain('commerce-plan-credits');
     const credits = await g.gw.db.db
       .selectFrom('ledger')
       .selectAll()

@@ -3,7 +3,7 @@ import { createTestDatabase, DATABASES, type TestDatabase } from '../helpers/db.
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
 import { startTestSmtp, type TestSmtp } from '../helpers/smtp.js';
 
-/** Two gateway instances on one database with the in-process scheduler on (fleet leases). */
+/** Two gateway instances on one database; commerce's jobs run in the fleet's job runner (one lease holder each). */
 describe.each(DATABASES)('scheduled work on two instances (%s)', (kind) => {
   let smtp: TestSmtp;
   let db: TestDatabase;

@@ -71,6 +71,71 @@ describe.each(DATABASES)('database leases (%s)', (kind) => {
     expect(new Set(runs).size).toBe(1);
     for (const s of jobsets) await s.j.stop();
   });
+
+  it('Jobs.tick: the lease holder runs each job in order with the given time; a failing job is reported and the others still run', async () => {
+    const errors: string[] = [];
+    const seen: Array<[string, number]> = [];
+    const instance = (owner: string) => {
+      const j = new Jobs(new DatabaseLeases(db.db, owner), (job) => errors.push(job));
+      // Interval 0: never on a timer, only when ticked.
+      j.every('t-first', 0, async (now) => void seen.push(['t-first', now]));
+      j.every('t-fails', 0, async () => {
+        throw new Error('boom');
+      });
+      j.every('t-last', 0, async (now) => void seen.push(['t-last', now]));
+      return j;
+    };
+    const a = instance('ta');
+    const b = instance('tb');
+    expect(await a.tick(42)).toEqual(['t-first', 't-last']);
+    expect(await b.tick(43)).toEqual([]); // a holds every lease
+    expect(seen).toEqual([
+      ['t-first', 42],
+      ['t-last', 42],
+    ]);
+    expect(errors).toEqual(['t-fails']);
+    await a.stop(); // hands the leases over
+    expect(await b.tick(44)).toEqual(['t-first', 't-last']);
+    expect(await a.tick(45)).toEqual([]); // a stopped instance runs nothing
+    expect(seen.map((s) => s[1])).toEqual([42, 42, 44, 44]);
+    expect(errors).toEqual(['t-fails', 't-fails']);
+    await b.stop();
+  });
+
+  it('Jobs.stop waits for a running job; a tick waits for the turn in progress', async () => {
+    const j = new Jobs(new DatabaseLeases(db.db, 'slow'), () => {});
+    let release: (() => void) | null = null;
+    let runs = 0;
+    let finished = false;
+    j.every('t-slow', 0, async () => {
+      runs++;
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      finished = true;
+    });
+    const first = j.tick();
+    while (!release) await sleep(5);
+    const second = j.tick(); // waits for the first turn, then runs again
+    await sleep(50);
+    expect(runs).toBe(1);
+    (release as () => void)();
+    release = null;
+    expect(await first).toEqual(['t-slow']);
+    while (!release) await sleep(5);
+    expect(runs).toBe(2);
+    let stopped = false;
+    const stopping = j.stop().then(() => {
+      stopped = true;
+    });
+    await sleep(50);
+    expect(stopped).toBe(false);
+    finished = false;
+    (release as () => void)();
+    await stopping;
+    expect(finished).toBe(true);
+    expect(await second).toEqual(['t-slow']);
+  });
 });
 
 describe.skipIf(!REDIS)('redis leases and bus', () => {
