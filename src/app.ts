@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { Access } from './accounts/access.js';
+import { privyClientConfig } from './accounts/config.js';
 import { keyRestrictionsGuard } from './accounts/guard.js';
 import { AccountsService } from './accounts/service.js';
 import { AccountsStore } from './accounts/store.js';
@@ -289,7 +290,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   rankingsRoutes(app, new RankingsService(new RankingsStore(db.db, db.dialect), catalog));
   billingRoutes(app, billing, (userId) => commerce.balanceExtras(userId));
   adminRoutes(app, accounts, billing, access.audit);
-  dashboardRoutes(app);
+  dashboardRoutes(app, { privyApiUrl: privyClientConfig(config.accounts)?.api_url ?? null });
   limitsRoutes(app, { limits: limits.service, store: limits.store, accounts, audit: access.audit });
   const commerce = installCommerce(app, {
     db,

@@ -15,11 +15,12 @@ import { profileRoutes } from './profile-routes.js';
 import { Roles } from './roles.js';
 import { accountsRoutes } from './routes.js';
 import type { AccountsService } from './service.js';
+import { PrivySessions } from './sessions.js';
 import { AuthThrottle } from './throttle.js';
 
 /**
  * Accounts and access, assembled: roles, the audit log writer, brute-force throttle, key
- * management, Privy login, profile, and the admin API over users and usage.
+ * management, Privy login and sessions, profile, and the admin API over users and usage.
  */
 export class Access {
   readonly audit: AuditLog;
@@ -36,7 +37,7 @@ export class Access {
     private readonly accounts: AccountsService,
     private readonly billing: BillingStore,
     private readonly log: FastifyBaseLogger,
-    cfg: AccountsConfig,
+    private readonly cfg: AccountsConfig,
   ) {
     this.auditStore = new AuditStore(db);
     this.audit = new AuditLog(this.auditStore, log);
@@ -45,7 +46,10 @@ export class Access {
     this.keys = new KeyService(accounts, cfg.maxKeysPerUser);
     this.profile = new ProfileService(db, accounts);
     this.stats = new UsageStats(db);
-    this.privy = new PrivyLogin(new PrivyVerifier(cfg), accounts, this.audit, cfg, this.keys, this.throttle);
+    const verifier = new PrivyVerifier(cfg);
+    this.privy = new PrivyLogin(verifier, accounts, this.audit, cfg, this.keys, this.throttle);
+    // With Privy configured, its access tokens are bearer sessions too (the dashboard's Privy sign-in).
+    if (verifier.configured) accounts.acceptSessions(new PrivySessions(verifier, accounts.store));
   }
 
   static async create(
@@ -66,7 +70,7 @@ export class Access {
 
   /** Login, keys, profile, audit and admin routes. */
   routes(app: FastifyInstance): void {
-    accountsRoutes(app, { keys: this.keys, audit: this.audit, privy: this.privy });
+    accountsRoutes(app, { keys: this.keys, audit: this.audit, privy: this.privy, config: this.cfg });
     profileRoutes(app, this.profile, this.stats, this.audit);
     auditRoutes(app, this.auditStore);
     adminUserRoutes(app, {

@@ -1,8 +1,11 @@
 import type { Environment } from './keys.js';
 
-/** Who is calling: resolved once per request from a key (or the bootstrap admin key), then cached. */
+/**
+ * Who is calling: resolved once per request from a key, the bootstrap admin key or a sign-in
+ * session (a Privy access token: the user's role, no key), then cached.
+ */
 export interface Principal {
-  kind: 'key' | 'admin';
+  kind: 'key' | 'admin' | 'session';
   userId: string | null;
   keyId: string | null;
   role: string;

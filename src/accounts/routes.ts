@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/log.js';
 import { requireUser } from '../http/auth.js';
 import { badRequest } from '../lib/errors.js';
 import { microsToUsd } from '../lib/money.js';
+import { type AccountsConfig, privyClientConfig } from './config.js';
 import { type KeyService, type KeySettingsInput, keyView } from './key-service.js';
 import type { PrivyLogin } from './privy.js';
 import type { KeyRow } from './store.js';
@@ -29,6 +30,7 @@ export interface AccountsRouteDeps {
   keys: KeyService;
   audit: AuditLog;
   privy: PrivyLogin;
+  config: AccountsConfig;
 }
 
 /** Settings that changed, for the audit row (never secrets). */
@@ -87,6 +89,23 @@ export function accountsRoutes(app: FastifyInstance, deps: AccountsRouteDeps): v
   };
   for (const url of ['/auth/privy', '/auth'])
     app.post(url, { schema: loginSchema, config: { auth: 'public' } }, login);
+
+  // Public: how a browser signs in (the dashboard reads it before showing its sign-in page).
+  const signInConfig = { privy: privyClientConfig(deps.config) };
+  app.get(
+    '/auth/config',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Sign-in options: the Privy app id, client id and API URL, or privy: null',
+      },
+      config: { auth: 'public' },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'no-cache');
+      return signInConfig;
+    },
+  );
 
   app.get(
     '/user/api-keys',

@@ -7,6 +7,7 @@ import { newId } from '../lib/ids.js';
 import { type Environment, generateKey, hashKey } from './keys.js';
 import type { KeySettings, Principal } from './principal.js';
 import { ipMatcher, normalizeDomain } from './restrictions.js';
+import { looksLikeJwt, type PrivySessions } from './sessions.js';
 import type { AccountsStore, KeyRow, UserRow } from './store.js';
 
 /** What changed, for listeners that spread invalidations to other instances (fleet pub/sub). */
@@ -47,6 +48,8 @@ export class AccountsService {
   /** last_used_at per key, written in batches (not one write per request). */
   private readonly lastUsed = new Map<string, number>();
   private usageTimer: NodeJS.Timeout | null = null;
+  /** Set when Privy is configured: Privy access tokens are accepted as sign-in sessions. */
+  private sessions: PrivySessions | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -76,14 +79,25 @@ export class AccountsService {
     return generateKey(env, this.secret);
   }
 
-  /** The principal for a presented secret, or null. Never says which part was wrong. */
+  /** Accept Privy access tokens as sign-in sessions (only when Privy is configured). */
+  acceptSessions(sessions: PrivySessions): void {
+    this.sessions = sessions;
+  }
+
+  /**
+   * The principal for a presented secret, or null. Never says which part was wrong. A Privy
+   * access token (when Privy is configured) is a session; a valid token whose user has no
+   * account or is suspended throws with the reason.
+   */
   async authenticate(presented: string): Promise<Principal | null> {
     // One HMAC per request: it is both the constant-time admin comparison and the key's lookup hash.
     const digest = createHmac('sha256', this.secret).update(presented).digest();
     if (this.adminDigest && timingSafeEqual(digest, this.adminDigest)) {
       return { kind: 'admin', userId: null, keyId: null, role: 'admin', environment: null, key: null };
     }
-    if (!presented.startsWith('gw_') || presented.length > 100) return null;
+    if (!presented.startsWith('gw_'))
+      return this.sessions && looksLikeJwt(presented) ? this.session(presented, digest) : null;
+    if (presented.length > 100) return null;
     const hash = digest.toString('base64url');
     const now = Date.now();
     const hit = this.cache.get(hash);
@@ -111,6 +125,24 @@ export class AccountsService {
       this.hashByKeyId.set(row.id, set);
     }
     return principal;
+  }
+
+  /** A session by the token's HMAC from the same cache as keys; an entry lives until the token expires at most. */
+  private async session(token: string, digest: Buffer): Promise<Principal | null> {
+    const hash = digest.toString('base64url');
+    const now = Date.now();
+    const hit = this.cache.get(hash);
+    if (hit && now - hit.at < this.cacheTtlMs) return hit.principal;
+    // Forged or expired tokens are not cached: each one is verified (and throttled) again.
+    const r = await this.sessions!.resolve(token);
+    if (!r) return null;
+    if (this.cache.size >= AccountsService.MAX_CACHE) {
+      this.cache.clear();
+      this.hashByKeyId.clear();
+    }
+    // Dated back so that the entry ends at the token's expiry when that comes before the TTL.
+    this.cache.set(hash, { principal: r.principal, at: Math.min(now, r.expiresAt - this.cacheTtlMs) });
+    return r.principal;
   }
 
   /**

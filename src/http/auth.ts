@@ -24,6 +24,8 @@ export interface RouteInfo {
   url: string;
   auth: AuthMode;
   permission: string | null;
+  /** Bills through the pipeline: API keys only (config.inference). */
+  inference: boolean;
 }
 
 /** Permission an admin route gets when it declares none: only full admins (`*`) hold it. */
@@ -70,6 +72,7 @@ export function installAuth(
         url: route.url,
         auth,
         permission: route.config.permission ?? null,
+        inference: route.config.inference === true,
       });
   });
   app.addHook('onRequest', async (request) => {
@@ -94,6 +97,7 @@ export function installAuth(
       opts.throttle?.fail(request.ip, userAgentOf(request), 'invalid_api_key');
       throw unauthorized();
     }
+    if (principal.kind === 'session' && config.inference) throw sessionRefused();
     try {
       await checkKey(principal, request, accounts, extraChecks);
     } catch (err) {
@@ -114,6 +118,14 @@ export function installAuth(
     request.principal = principal;
     if (principal.keyId) accounts.touch(principal.keyId);
   });
+}
+
+/** Inference bills the caller's credits: it takes an API key, never a sign-in session. */
+export function sessionRefused(): GatewayError {
+  return unauthorized(
+    'A sign-in session cannot call inference endpoints: send an API key (Authorization: Bearer gw_…); create one at /user/api-keys',
+    'api_key_required',
+  );
 }
 
 export type KeyCheck = (principal: Principal, request: FastifyRequest) => void;

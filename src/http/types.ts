@@ -12,6 +12,11 @@ declare module 'fastify' {
     auth?: AuthMode;
     /** Permission an admin route needs (`resource:action`). */
     permission?: string;
+    /**
+     * The route bills through the inference pipeline: API keys only. A sign-in session (a Privy
+     * access token) is refused with 401, so a browser session never spends credits directly.
+     */
+    inference?: boolean;
     /** Error body shape of the endpoint family. */
     errorFormat?: 'openai' | 'anthropic';
   }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { Principal } from '../accounts/principal.js';
+import { sessionRefused } from '../http/auth.js';
 import type { InferenceCall } from './pipeline.js';
 
 /** The calling app, as OpenRouter identifies apps (`X-Title`, else `HTTP-Referer`). */
@@ -23,6 +24,8 @@ export function inferenceCall(
   principal: Principal,
   spec: Omit<InferenceCall, FromRequest>,
 ): InferenceCall {
+  // The routes refuse sessions in the auth hook (config.inference); this holds for any route that bills.
+  if (principal.kind === 'session') throw sessionRefused();
   return {
     ...spec,
     requestId: request.id,

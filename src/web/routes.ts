@@ -13,12 +13,25 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
 };
 
-// Everything the page needs is served from here: no external scripts, fonts or connections.
-const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+/**
+ * Everything the page needs is served from here: no external scripts, fonts or connections — except,
+ * when Privy sign-in is configured, the Privy auth API the page's Privy SDK calls.
+ */
+export function contentSecurityPolicy(privyApiUrl: string | null): string {
+  const connect = privyApiUrl ? `'self' ${new URL(privyApiUrl).origin}` : "'self'";
+  return `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src ${connect}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'`;
+}
+
+export interface DashboardOptions {
+  /** Privy's auth API when Privy sign-in is configured (allowed in connect-src). */
+  privyApiUrl?: string | null;
+  dir?: string;
+}
 
 /** The built dashboard (dist/dashboard), read into memory once; a missing build serves a hint. */
-export function dashboardRoutes(app: FastifyInstance, dir = defaultDir()): void {
+export function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions = {}): void {
+  const dir = opts.dir ?? defaultDir();
+  const CSP = contentSecurityPolicy(opts.privyApiUrl ?? null);
   const files = new Map<string, { type: string; body: Buffer }>();
   const walk = (d: string, prefix: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
@@ -40,15 +53,15 @@ export function dashboardRoutes(app: FastifyInstance, dir = defaultDir()): void 
   app.get('/dashboard/*', { schema: { hide: true }, config: { auth: 'public' } }, async (request, reply) => {
     const path = (request.params as { '*': string })['*'];
     const file = files.get(path) ?? (path.startsWith('assets/') ? undefined : index);
+    reply
+      .header('content-security-policy', CSP)
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer');
     if (!file) {
       if (!index)
         return reply.code(404).type('text/plain').send('The dashboard is not built: run `npm run build`.');
       return reply.code(404).type('text/plain').send('Not found');
     }
-    reply
-      .header('content-security-policy', CSP)
-      .header('x-content-type-options', 'nosniff')
-      .header('referrer-policy', 'no-referrer');
     reply.header(
       'cache-control',
       path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',

@@ -24,12 +24,14 @@ export interface MintOptions {
   iss?: string;
   expSeconds?: number;
   kid?: string;
+  /** Privy's session id claim (tokens of one session differ only by it and the times). */
+  sid?: string;
 }
 
 /** A Privy-style access token: ES256, iss privy.io, aud = app id, sub = did:privy:… */
 export function mint(keys: PrivyKeys, o: MintOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sid: 'session-1' })
+  return new SignJWT({ sid: o.sid ?? 'session-1' })
     .setProtectedHeader({ alg: 'ES256', typ: 'JWT', ...(o.kid ? { kid: o.kid } : {}) })
     .setSubject(o.sub ?? `did:privy:${Math.random().toString(36).slice(2)}`)
     .setIssuer(o.iss ?? 'privy.io')

@@ -1,12 +1,17 @@
 import { useState } from 'preact/hooks';
-import { currentKey, listOf } from '../api.js';
+import { currentKey, listOf, session } from '../api.js';
 import { Card, ErrorNote, Field, html, Table, useApi } from '../ui.js';
 
 /** Stream a chat completion through the gateway and show tokens as they arrive. */
-async function streamChat(model: string, prompt: string, onText: (t: string) => void): Promise<any> {
+async function streamChat(
+  model: string,
+  prompt: string,
+  key: string,
+  onText: (t: string) => void,
+): Promise<any> {
   const res = await fetch('/v1/chat/completions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${currentKey()}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({
       model,
       stream: true,
@@ -54,6 +59,9 @@ export function Models({ signedIn }: { signedIn: boolean }) {
   const [out, setOut] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Inference takes an API key: a Privy session types one in (its first key is offered).
+  const signedInKey = currentKey();
+  const [pgKey, setPgKey] = useState(session?.newApiKey ?? '');
   const run = async (e: Event) => {
     e.preventDefault();
     setOut('');
@@ -61,7 +69,7 @@ export function Models({ signedIn }: { signedIn: boolean }) {
     setBusy(true);
     try {
       let acc = '';
-      const usage = await streamChat(model || rows[0]?.id, prompt, (t) => {
+      const usage = await streamChat(model || rows[0]?.id, prompt, signedInKey ?? pgKey.trim(), (t) => {
         acc += t;
         setOut(acc);
       });
@@ -77,6 +85,7 @@ export function Models({ signedIn }: { signedIn: boolean }) {
       signedIn
         ? html`<${Card} title="Playground">
       <form class="form" onSubmit=${run}>
+        ${signedInKey ? null : html`<${Field} label="API key for the playground" name="pg-key" type="password" value=${pgKey} onInput=${setPgKey} required placeholder="gw_live_…" />`}
         <div class="field"><label for="pg-model">Model</label>
           <select id="pg-model" value=${model} onChange=${(e: Event) => setModel((e.target as HTMLSelectElement).value)}>
             ${rows.map((m: any) => html`<option value=${m.id}>${m.id}</option>`)}

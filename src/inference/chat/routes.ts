@@ -18,7 +18,7 @@ export function chatRoutes(app: FastifyInstance, pipeline: Pipeline, history?: H
         summary: 'Chat completions (OpenAI-compatible; stream with SSE)',
         body: ChatCompletionBody,
       },
-      config: { auth: 'user' },
+      config: { auth: 'user', inference: true },
     },
     async (request, reply) => {
       const principal = requireUser(request);

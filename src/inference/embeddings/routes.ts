@@ -38,7 +38,7 @@ export function embeddingsRoutes(app: FastifyInstance, pipeline: Pipeline): void
         summary: 'Embeddings (OpenAI-compatible), billed per input token',
         body: EmbeddingsBody,
       },
-      config: { auth: 'user' },
+      config: { auth: 'user', inference: true },
       // A union's first failing branch makes a poor message; name the field instead.
       attachValidation: true,
     },

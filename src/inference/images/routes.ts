@@ -54,7 +54,7 @@ export function imagesRoutes(app: FastifyInstance, pipeline: Pipeline, prices: I
         summary: 'Image generation (OpenAI-compatible), billed per image',
         body: ImageGenerationBody,
       },
-      config: { auth: 'user' },
+      config: { auth: 'user', inference: true },
     },
     handler('openai'),
   );
@@ -66,7 +66,7 @@ export function imagesRoutes(app: FastifyInstance, pipeline: Pipeline, prices: I
         summary: 'Image generation ({success, data, gateway_usage} shape), billed per image',
         body: ImageGenerationBody,
       },
-      config: { auth: 'user' },
+      config: { auth: 'user', inference: true },
     },
     handler('seed'),
   );

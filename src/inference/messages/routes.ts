@@ -19,7 +19,7 @@ export function messagesRoutes(app: FastifyInstance, pipeline: Pipeline): void {
         summary: 'Anthropic Messages API (x-api-key or Bearer; stream with Anthropic events)',
         body: MessagesBody,
       },
-      config: { auth: 'user', errorFormat: 'anthropic' },
+      config: { auth: 'user', inference: true, errorFormat: 'anthropic' },
     },
     async (request, reply) => {
       const principal = requireUser(request);

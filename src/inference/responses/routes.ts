@@ -38,7 +38,7 @@ export function responsesRoutes(
         summary: 'Responses API (OpenAI-compatible; stream with typed events)',
         body: ResponsesBody,
       },
-      config: { auth: 'user' },
+      config: { auth: 'user', inference: true },
     },
     async (request, reply) => {
       const principal = requireUser(request);
