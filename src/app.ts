@@ -11,8 +11,7 @@ import { installAdminAudit } from './audit/hook.js';
 import type { AuditLog } from './audit/log.js';
 import { PostgresBillingFastPath } from './billing/postgres-fast.js';
 import { billingRoutes } from './billing/routes.js';
-import { SqliteBillingFastPath } from './billing/sqlite-fast.js';
-import { SqliteGroupCommit } from './billing/sqlite-group-commit.js';
+import { sqliteFastPath } from './billing/sqlite-fast.js';
 import { BillingStore } from './billing/store.js';
 import { catalogRoutes } from './catalog/routes.js';
 import { Catalog, type EnabledProvider } from './catalog/service.js';
@@ -133,9 +132,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   const billing = new BillingStore(
     db.db,
     db.dialect,
-    db.sqlite
-      ? { path: new SqliteBillingFastPath(db.sqlite), commits: new SqliteGroupCommit(db.sqlite, db.db) }
-      : null,
+    sqliteFastPath(db),
     db.dialect === 'postgres' ? new PostgresBillingFastPath(db.db) : null,
   );
   const accountsStore = new AccountsStore(db.db);

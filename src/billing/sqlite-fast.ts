@@ -1,5 +1,15 @@
 import type SQLite from 'better-sqlite3';
+import type { Db } from '../db/database.js';
+import { SqliteGroupCommit } from './sqlite-group-commit.js';
 import type { UsageRecord } from './store.js';
+
+/** SQLite's hold and settle path: prepared statements, group-committed; null on PostgreSQL. */
+export function sqliteFastPath(db: Db): { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null {
+  if (!db.sqlite) return null;
+  const commits = new SqliteGroupCommit(db.sqlite, db.db);
+  db.beforeStatement?.(() => commits.beforeForeign());
+  return { path: new SqliteBillingFastPath(db.sqlite), commits };
+}
 
 /**
  * The hold and the settle on SQLite as prepared statements: the same SQL as BillingStore's Kysely

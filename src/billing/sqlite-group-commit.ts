@@ -3,75 +3,136 @@ import type { Kysely } from 'kysely';
 
 interface Op {
   fn: () => unknown;
+  /** Answered after COMMIT (a settle), or as soon as it ran (a hold). */
+  durable: boolean;
+  value?: unknown;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
 }
 
 /**
- * Group commit for SQLite: the holds and settles that arrive in the same turn of the event loop
- * run in one IMMEDIATE transaction (should one of them throw, the batch is rolled back and each runs
- * in a transaction of its own), and every caller is answered only after the COMMIT — so a settled charge is exactly as durable
- * as with a transaction per request, at a fraction of the commits. It runs while holding Kysely's
- * connection, so no Kysely transaction interleaves.
+ * Group commit for SQLite. An operation runs at once, synchronously, inside the open batch
+ * transaction (one IMMEDIATE transaction per turn of the event loop, committed by setImmediate),
+ * each in a savepoint of its own so that one that throws is undone alone. A durable operation (the
+ * settle) is answered only after the COMMIT, so a settled charge is exactly as durable as with a
+ * transaction per request, at a fraction of the commits. A hold is answered as soon as it ran: the
+ * write lock is held until the COMMIT, so no other writer sees the balance without it, and should
+ * the COMMIT fail the batch is replayed (below); a process that dies before the COMMIT loses the
+ * hold together with the request it was for.
+ *
+ * Other statements on the connection (Kysely's) first commit the open batch (`beforeForeign`, wired
+ * to the connection's prepare), so nothing of theirs ever runs inside it; while a Kysely
+ * transaction is open, operations wait for Kysely's connection and run as one batch after it.
  */
 export class SqliteGroupCommit {
-  private queue: Op[] = [];
-  private scheduled = false;
+  private open = false;
+  private batch: Op[] = [];
+  private queued: Op[] = [];
   private readonly begin: SQLite.Statement;
-  private readonly commit: SQLite.Statement;
+  private readonly commitStmt: SQLite.Statement;
   private readonly rollback: SQLite.Statement;
+  private readonly savepoint: SQLite.Statement;
+  private readonly release: SQLite.Statement;
+  private readonly rollbackTo: SQLite.Statement;
+  private readonly commitSoon = () => this.commit();
 
   constructor(
-    sqlite: SQLite.Database,
+    private readonly sqlite: SQLite.Database,
     private readonly kysely: Kysely<any>,
-    private readonly maxBatch = 256,
+    private readonly maxBatch = 512,
   ) {
     // IMMEDIATE: take the write lock at BEGIN, so processes sharing the file never deadlock on an upgrade.
     this.begin = sqlite.prepare('BEGIN IMMEDIATE');
-    this.commit = sqlite.prepare('COMMIT');
+    this.commitStmt = sqlite.prepare('COMMIT');
     this.rollback = sqlite.prepare('ROLLBACK');
+    this.savepoint = sqlite.prepare('SAVEPOINT op');
+    this.release = sqlite.prepare('RELEASE op');
+    this.rollbackTo = sqlite.prepare('ROLLBACK TO op');
   }
 
-  run<T>(fn: () => T): Promise<T> {
+  /** Run `fn` in the batch; the promise settles after COMMIT when `durable`, else as soon as `fn` ran. */
+  run<T>(fn: () => T, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
+      const op: Op = { fn, durable, resolve, reject };
+      if (!this.open && this.sqlite.inTransaction) {
+        // A Kysely transaction is between two of its statements: wait for its connection.
+        this.queued.push(op);
+        if (this.queued.length === 1) void this.runQueued();
+        return;
       }
+      if (!this.open) {
+        this.begin.run();
+        this.open = true;
+        setImmediate(this.commitSoon);
+      }
+      if (!this.step(op)) return;
+      this.batch.push(op);
+      if (!durable) resolve(op.value as T);
+      if (this.batch.length >= this.maxBatch) this.commit();
     });
   }
 
-  private async flush(): Promise<void> {
-    this.scheduled = false;
-    const batch = this.queue.splice(0, this.maxBatch);
-    if (this.queue.length) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
-    if (!batch.length) return;
+  /** Commit the open batch now (before a statement that is not ours runs on the connection). */
+  beforeForeign(): void {
+    if (this.open) this.commit();
+  }
+
+  /** Run one operation in a savepoint; false (and rejected) when it threw, its writes undone. */
+  private step(op: Op): boolean {
+    this.savepoint.run();
     try {
-      await this.kysely.connection().execute(async () => this.runBatch(batch));
+      op.value = op.fn();
+      this.release.run();
+      return true;
     } catch (err) {
-      for (const op of batch) op.reject(err);
+      this.rollbackTo.run();
+      this.release.run();
+      op.reject(err);
+      return false;
     }
   }
 
-  private runBatch(batch: Op[]): void {
-    // Optimistic: the whole batch in one transaction. An operation that throws (a bug or a broken
-    // disk, never a refused hold) rolls the batch back, and each operation then runs on its own,
-    // so one failure never takes the others with it.
-    const results: unknown[] = [];
-    this.begin.run();
+  private commit(): void {
+    if (!this.open) return;
+    this.open = false;
+    const batch = this.batch;
+    this.batch = [];
     try {
-      for (const op of batch) results.push(op.fn());
-      this.commit.run();
+      this.commitStmt.run();
     } catch {
+      // The COMMIT failed (a broken disk): nothing of the batch is written. Replay each operation,
+      // in order, in a transaction of its own, so what can be written is.
       this.rollbackQuietly();
       for (const op of batch) this.runAlone(op);
       return;
     }
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
+    for (const op of batch) if (op.durable) op.resolve(op.value);
+  }
+
+  private async runQueued(): Promise<void> {
+    // Ops that arrive while this waits join `queued` and run in the same turn.
+    await this.kysely
+      .connection()
+      .execute(async () => {
+        const ops = this.queued;
+        this.queued = [];
+        try {
+          this.beforeForeign();
+          this.begin.run();
+        } catch (err) {
+          for (const op of ops) op.reject(err);
+          return;
+        }
+        this.open = true;
+        for (const op of ops) if (this.step(op)) this.batch.push(op);
+        this.commit();
+        for (const op of ops) if (!op.durable) op.resolve(op.value);
+      })
+      .catch((err: unknown) => {
+        const ops = this.queued;
+        this.queued = [];
+        for (const op of ops) op.reject(err);
+      });
   }
 
   private runAlone(op: Op): void {
@@ -79,13 +140,13 @@ export class SqliteGroupCommit {
     try {
       this.begin.run();
       value = op.fn();
-      this.commit.run();
+      this.commitStmt.run();
     } catch (e) {
       this.rollbackQuietly();
-      op.reject(e);
+      if (op.durable) op.reject(e);
       return;
     }
-    op.resolve(value);
+    if (op.durable) op.resolve(value);
   }
 
   private rollbackQuietly(): void {

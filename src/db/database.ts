@@ -14,6 +14,8 @@ export interface Db {
   dialect: Dialect;
   /** The SQLite handle, for prepared hot-path statements run under Kysely's connection lock. */
   sqlite?: SQLite.Database;
+  /** SQLite: called before each of Kysely's statements (the group commit commits its open batch first). */
+  beforeStatement?: (hook: () => void) => void;
   close(): Promise<void>;
 }
 
@@ -26,8 +28,13 @@ const STATEMENT_CACHE = 500;
  */
 function withStatementCache(sqlite: SQLite.Database) {
   const cache = new Map<string, SQLite.Statement>();
+  let before: (() => void) | null = null;
   return {
+    setBefore(hook: () => void) {
+      before = hook;
+    },
     prepare(sql: string): SQLite.Statement {
+      before?.();
       let stmt = cache.get(sql);
       if (!stmt) {
         stmt = sqlite.prepare(sql);
@@ -36,7 +43,10 @@ function withStatementCache(sqlite: SQLite.Database) {
       }
       return stmt;
     },
-    close: () => sqlite.close(),
+    close: () => {
+      before?.();
+      sqlite.close();
+    },
   };
 }
 
@@ -48,10 +58,15 @@ export function openDatabase(target: DatabaseTarget): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({
-      dialect: new SqliteDialect({ database: withStatementCache(sqlite) as never }),
-    });
-    return { db, dialect: 'sqlite', sqlite, close: () => db.destroy() };
+    const cached = withStatementCache(sqlite);
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as never }) });
+    return {
+      db,
+      dialect: 'sqlite',
+      sqlite,
+      beforeStatement: (hook) => cached.setBefore(hook),
+      close: () => db.destroy(),
+    };
   }
   const pgm = loadOptional<typeof pg>('pg');
   // int8 (bigint) and numeric come back as strings from pg; our values fit in a double exactly.

@@ -1,0 +1,152 @@
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sqliteFastPath } from '../../src/billing/sqlite-fast.js';
+import type { UsageRecord } from '../../src/billing/store.js';
+import { type Db, openDatabase } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+/**
+ * SQLite's group commit (src/billing/sqlite-group-commit.ts) on a real file, observed from a second
+ * connection: what that connection sees is what is committed.
+ */
+describe('SQLite group commit', () => {
+  let t: TestDatabase;
+  let db: Db;
+  let fast: NonNullable<ReturnType<typeof sqliteFastPath>>;
+  let other: SQLite.Database;
+
+  beforeEach(async () => {
+    t = await createTestDatabase('sqlite');
+    db = openDatabase({ kind: 'sqlite', path: join(t.dataDir, 'gatewayz.db') } as never);
+    await migrateToLatest(db.db, 'sqlite');
+    await db.db
+      .insertInto('users')
+      .values({
+        id: 'u1',
+        role: 'user',
+        status: 'active',
+        balance_micros: 10_000,
+        held_micros: 0,
+        created_at: 0,
+        updated_at: 0,
+      } as never)
+      .execute();
+    fast = sqliteFastPath(db)!;
+    other = new SQLite(join(t.dataDir, 'gatewayz.db'), { readonly: true });
+  });
+  afterEach(async () => {
+    other.close();
+    await db.close();
+    await t.drop();
+  });
+
+  const committed = () =>
+    other.prepare('SELECT balance_micros, held_micros FROM users WHERE id = ?').get('u1') as {
+      balance_micros: number;
+      held_micros: number;
+    };
+  const hold = (id: string, amount: number) =>
+    fast.commits.run(() => fast.path.hold(id, 'u1', null, amount, `req-${id}`, Date.now(), 60_000), false);
+  const usage = (id: string, cost: number): UsageRecord => ({
+    request_id: `req-${id}`,
+    user_id: 'u1',
+    key_id: null,
+    endpoint: 'chat',
+    model: 'm',
+    provider: 'p',
+    prompt_tokens: 1,
+    completion_tokens: 1,
+    cached_tokens: 0,
+    reasoning_tokens: 0,
+    cost_micros: cost,
+    latency_ms: 1,
+    status: 'ok',
+    stream: 0,
+    app: null,
+    created_at: Date.now(),
+  });
+  const settle = (id: string, cost: number) =>
+    fast.commits.run(() => fast.path.settle(id, cost, usage(id, cost), null));
+
+  it('answers a hold before its batch commits, and a settle only after', async () => {
+    expect(await hold('h1', 4_000)).toBe(true);
+    // Answered, not yet committed: the other connection still reads the state before the hold.
+    expect(committed().held_micros).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(committed().held_micros).toBe(4_000);
+
+    expect(await settle('h1', 1_500)).toBe(8_500);
+    // The settle's promise resolved: its charge is committed.
+    expect(committed()).toEqual({ balance_micros: 8_500, held_micros: 0 });
+  });
+
+  it('never holds more than the balance, whatever the batching', async () => {
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => hold(`h${i}`, 1_000)));
+    expect(results.filter(Boolean)).toHaveLength(10);
+    await new Promise((r) => setImmediate(r));
+    expect(committed().held_micros).toBe(10_000);
+  });
+
+  it('undoes an operation that throws alone; the rest of the batch commits', async () => {
+    const ok = hold('h1', 2_000);
+    const bad = fast.commits.run(() => {
+      fast.path.hold('h2', 'u1', null, 3_000, 'req-h2', Date.now(), 60_000);
+      throw new Error('boom');
+    });
+    const ok2 = settle('h1', 500);
+    await expect(bad).rejects.toThrow('boom');
+    expect(await ok).toBe(true);
+    expect(await ok2).toBe(9_500);
+    expect(committed()).toEqual({ balance_micros: 9_500, held_micros: 0 });
+    expect(other.prepare('SELECT count(*) AS n FROM holds').get()).toEqual({ n: 0 });
+    expect(
+      other.prepare("SELECT count(*) AS n FROM usage_records WHERE request_id = 'req-h1'").get(),
+    ).toEqual({
+      n: 1,
+    });
+  });
+
+  it("commits the open batch before any of Kysely's statements runs", async () => {
+    expect(await hold('h1', 1_000)).toBe(true);
+    expect(committed().held_micros).toBe(0);
+    // A Kysely transaction would fail to BEGIN inside our open batch; it commits the batch first.
+    await db.db.transaction().execute(async (trx) => {
+      expect(committed().held_micros).toBe(1_000);
+      await trx.updateTable('users').set({ updated_at: 1 }).where('id', '=', 'u1').execute();
+    });
+  });
+
+  it('waits for an open Kysely transaction, then runs', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const trx = db.db.transaction().execute(async (k) => {
+      await k
+        .updateTable('users')
+        .set({ balance_micros: sql`balance_micros + 5000` })
+        .where('id', '=', 'u1')
+        .execute();
+      await gate;
+      await k.updateTable('users').set({ updated_at: 2 }).where('id', '=', 'u1').execute();
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    let held: boolean | null = null;
+    const h = hold('h1', 12_000).then((v) => {
+      held = v;
+      return v;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    // Still waiting for the transaction's connection: it ran nothing inside someone else's transaction.
+    expect(held).toBeNull();
+    release();
+    await trx;
+    // The hold sees the transaction's credit (15,000 available).
+    expect(await h).toBe(true);
+    expect(await settle('h1', 100)).toBe(14_900);
+    expect(committed()).toEqual({ balance_micros: 14_900, held_micros: 0 });
+  });
+});
