@@ -18,7 +18,8 @@ interface Op {
  * transaction per request, at a fraction of the commits. A hold is answered as soon as it ran: the
  * write lock is held until the COMMIT, so no other writer sees the balance without it, and should
  * the COMMIT fail the batch is replayed (below); a process that dies before the COMMIT loses the
- * hold together with the request it was for.
+ * hold together with the request it was for. A batch of holds alone waits up to `holdWindowMs` for
+ * a settle to share its COMMIT (at low load, a request's hold and settle then cost one commit).
  *
  * Other statements on the connection (Kysely's) first commit the open batch (`beforeForeign`, wired
  * to the connection's prepare), so nothing of theirs ever runs inside it; while a Kysely
@@ -26,6 +27,9 @@ interface Op {
  */
 export class SqliteGroupCommit {
   private open = false;
+  /** A COMMIT is due at the next setImmediate (a settle is waiting), else only the hold window's timer. */
+  private soon = false;
+  private timer: NodeJS.Timeout | null = null;
   private batch: Op[] = [];
   private queued: Op[] = [];
   private readonly begin: SQLite.Statement;
@@ -40,6 +44,7 @@ export class SqliteGroupCommit {
     private readonly sqlite: SQLite.Database,
     private readonly kysely: Kysely<any>,
     private readonly maxBatch = 512,
+    private readonly holdWindowMs = 2,
   ) {
     // IMMEDIATE: take the write lock at BEGIN, so processes sharing the file never deadlock on an upgrade.
     this.begin = sqlite.prepare('BEGIN IMMEDIATE');
@@ -63,11 +68,15 @@ export class SqliteGroupCommit {
       if (!this.open) {
         this.begin.run();
         this.open = true;
-        setImmediate(this.commitSoon);
+        this.timer = setTimeout(this.commitSoon, this.holdWindowMs);
       }
       if (!this.step(op)) return;
       this.batch.push(op);
       if (!durable) resolve(op.value as T);
+      else if (!this.soon) {
+        this.soon = true;
+        setImmediate(this.commitSoon);
+      }
       if (this.batch.length >= this.maxBatch) this.commit();
     });
   }
@@ -95,6 +104,9 @@ export class SqliteGroupCommit {
   private commit(): void {
     if (!this.open) return;
     this.open = false;
+    this.soon = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     const batch = this.batch;
     this.batch = [];
     try {

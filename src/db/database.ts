@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type pg from 'pg';
 import type { DatabaseTarget } from '../config/config.js';
 import { loadOptional } from '../lib/optional.js';
+import { Checkpointer } from './checkpointer.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -60,12 +61,16 @@ export function openDatabase(target: DatabaseTarget): Db {
     sqlite.pragma('foreign_keys = ON');
     const cached = withStatementCache(sqlite);
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as never }) });
+    const checkpointer = target.path === ':memory:' ? null : new Checkpointer(sqlite, target.path);
     return {
       db,
       dialect: 'sqlite',
       sqlite,
       beforeStatement: (hook) => cached.setBefore(hook),
-      close: () => db.destroy(),
+      close: async () => {
+        await checkpointer?.close();
+        await db.destroy();
+      },
     };
   }
   const pgm = loadOptional<typeof pg>('pg');

@@ -75,7 +75,8 @@ describe('SQLite group commit', () => {
     expect(await hold('h1', 4_000)).toBe(true);
     // Answered, not yet committed: the other connection still reads the state before the hold.
     expect(committed().held_micros).toBe(0);
-    await new Promise((r) => setImmediate(r));
+    // A batch of holds alone commits when its window (2 ms) ends.
+    await new Promise((r) => setTimeout(r, 20));
     expect(committed().held_micros).toBe(4_000);
 
     expect(await settle('h1', 1_500)).toBe(8_500);
@@ -83,10 +84,19 @@ describe('SQLite group commit', () => {
     expect(committed()).toEqual({ balance_micros: 8_500, held_micros: 0 });
   });
 
+  it("shares one COMMIT between a hold and a settle that follows within the hold's window", async () => {
+    expect(await hold('h1', 4_000)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    // Still open: the hold waits for a settle to commit with.
+    expect(committed().held_micros).toBe(0);
+    expect(await settle('h1', 1_000)).toBe(9_000);
+    expect(committed()).toEqual({ balance_micros: 9_000, held_micros: 0 });
+  });
+
   it('never holds more than the balance, whatever the batching', async () => {
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => hold(`h${i}`, 1_000)));
     expect(results.filter(Boolean)).toHaveLength(10);
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
     expect(committed().held_micros).toBe(10_000);
   });
 
