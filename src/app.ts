@@ -133,7 +133,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     db.db,
     db.dialect,
     sqliteFastPath(db),
-    db.dialect === 'postgres' ? new PostgresBillingFastPath(db.db) : null,
+    db.pgPool ? new PostgresBillingFastPath(db.pgPool) : null,
   );
   const accountsStore = new AccountsStore(db.db);
   const accounts = new AccountsService(

@@ -15,6 +15,8 @@ export interface Db {
   dialect: Dialect;
   /** The SQLite handle, for prepared hot-path statements run under Kysely's connection lock. */
   sqlite?: SQLite.Database;
+  /** PostgreSQL: the pool Kysely uses, for the hot path's named prepared statements. */
+  pgPool?: pg.Pool;
   /** SQLite: called before each of Kysely's statements (the group commit commits its open batch first). */
   beforeStatement?: (hook: () => void) => void;
   close(): Promise<void>;
@@ -84,5 +86,5 @@ export function openDatabase(target: DatabaseTarget): Db {
     process.emitWarning(`PostgreSQL idle connection error: ${err.message}`);
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return { db, dialect: 'postgres', pgPool: pool, close: () => db.destroy() };
 }
