@@ -177,28 +177,30 @@ redis.call('PEXPIRE', h, tonumber(ARGV[7]))
 return consecutive
 `;
 
-// KEYS[1] = hash; ARGV: now, windowMs, ttlMs
+// KEYS[1] = hash; ARGV: now, windowMs, ttlMs, count, batched (1: a batch of calls made while the
+// breaker was closed, which never closes a breaker that has opened since)
 const SUCCESS_LUA = `
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
 if redis.call('HGET', h, 'retry') then
+  if ARGV[5] == '1' then return 0 end
   redis.call('DEL', h)
-  redis.call('HSET', h, 'ws', now, 'total', 1, 'failed', 0, 'consecutive', 0)
+  redis.call('HSET', h, 'ws', now, 'total', tonumber(ARGV[4]), 'failed', 0, 'consecutive', 0)
 else
   local ws = tonumber(redis.call('HGET', h, 'ws') or '0')
   if now - ws >= tonumber(ARGV[2]) then redis.call('HSET', h, 'ws', now, 'total', 0, 'failed', 0) end
-  redis.call('HINCRBY', h, 'total', 1)
+  redis.call('HINCRBY', h, 'total', tonumber(ARGV[4]))
   redis.call('HSET', h, 'consecutive', 0)
 end
 redis.call('PEXPIRE', h, tonumber(ARGV[3]))
 return 1
 `;
 
-// KEYS[1] = hash; ARGV: now, probeTtlMs → 1 allowed, 0 shed
+// KEYS[1] = hash; ARGV: now, probeTtlMs → 2 closed, 1 the half-open probe, 0 shed
 const ACQUIRE_LUA = `
 local h = KEYS[1]
 local retry = redis.call('HGET', h, 'retry')
-if not retry then return 1 end
+if not retry then return 2 end
 local now = tonumber(ARGV[1])
 if now < tonumber(retry) then return 0 end
 local probe = redis.call('HGET', h, 'probe')
@@ -207,19 +209,51 @@ redis.call('HSET', h, 'probe', now + tonumber(ARGV[2]))
 return 1
 `;
 
+type BreakerRedis = Redis & {
+  gwzBreakerAcquire(key: string, now: number, probeTtlMs: number): Promise<number>;
+  gwzBreakerSuccess(
+    key: string,
+    now: number,
+    windowMs: number,
+    ttlMs: number,
+    count: number,
+    batched: 0 | 1,
+  ): Promise<number>;
+  gwzBreakerFailure(key: string, ...args: number[]): Promise<number>;
+};
+
 /**
- * Breakers shared by every gateway instance through Redis (one hash per key, updated atomically by Lua).
- * Times come from the injected clock so all instances agree as long as their clocks do.
+ * Breakers shared by every gateway instance through Redis (one hash per key, updated atomically by
+ * Lua, sent as EVALSHA). Times come from the injected clock so all instances agree as long as their
+ * clocks do.
+ *
+ * The common case costs no round trip: a key seen closed is taken as closed for `closedCacheMs`
+ * (a breaker another instance opens sheds traffic here within that time), and the successes of calls
+ * made while it was closed are counted here and sent as one increment per key every `closedCacheMs`
+ * (before any failure of the same key, so the consecutive-failure count stays in order). A failure,
+ * an open or half-open breaker and a probe's success go to Redis at once.
  */
 export class RedisBreakers implements CircuitBreakers {
+  private readonly redis: BreakerRedis;
+  /** Keys seen closed, and when (clock time). */
+  private readonly closedAt = new Map<string, number>();
+  private readonly pending = new Map<string, number>();
+  private flushTimer: NodeJS.Timeout | null = null;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
     private readonly s: BreakerSettings,
     private readonly clock: Clock = systemClock,
     /** A probe that never reports back (process died) frees the half-open slot after this. */
     private readonly probeTtlMs = 60_000,
-  ) {}
+    private readonly closedCacheMs = 250,
+  ) {
+    redis.defineCommand('gwzBreakerAcquire', { numberOfKeys: 1, lua: ACQUIRE_LUA });
+    redis.defineCommand('gwzBreakerSuccess', { numberOfKeys: 1, lua: SUCCESS_LUA });
+    redis.defineCommand('gwzBreakerFailure', { numberOfKeys: 1, lua: FAILURE_LUA });
+    this.redis = redis as BreakerRedis;
+  }
 
   private k(key: string): string {
     return `${this.prefix}breaker:${key}`;
@@ -229,20 +263,41 @@ export class RedisBreakers implements CircuitBreakers {
     return Math.max(this.s.windowMs, this.s.cooldownMs) * 4;
   }
 
+  private seenClosed(key: string, now: number): boolean {
+    const at = this.closedAt.get(key);
+    return at !== undefined && now - at < this.closedCacheMs;
+  }
+
   async acquire(key: string): Promise<boolean> {
-    const r = await this.redis.eval(ACQUIRE_LUA, 1, this.k(key), this.clock.now(), this.probeTtlMs);
-    return Number(r) === 1;
+    const now = this.clock.now();
+    if (this.seenClosed(key, now)) return true;
+    // 2: closed (cached a moment); 1: this caller is the half-open probe; 0: shed.
+    const r = Number(await this.redis.gwzBreakerAcquire(this.k(key), now, this.probeTtlMs));
+    if (r === 2) {
+      if (this.closedAt.size > 10_000) this.closedAt.clear();
+      this.closedAt.set(key, now);
+    }
+    return r >= 1;
   }
 
   async success(key: string): Promise<void> {
-    await this.redis.eval(SUCCESS_LUA, 1, this.k(key), this.clock.now(), this.s.windowMs, this.ttl);
+    const now = this.clock.now();
+    if (!this.seenClosed(key, now)) {
+      await this.redis.gwzBreakerSuccess(this.k(key), now, this.s.windowMs, this.ttl, 1, 0);
+      return;
+    }
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush().catch(() => {}), this.closedCacheMs);
+      this.flushTimer.unref();
+    }
   }
 
   async failure(key: string): Promise<void> {
+    this.closedAt.delete(key);
+    await this.flushKey(key);
     const s = this.s;
-    await this.redis.eval(
-      FAILURE_LUA,
-      1,
+    await this.redis.gwzBreakerFailure(
       this.k(key),
       this.clock.now(),
       s.windowMs,
@@ -252,6 +307,20 @@ export class RedisBreakers implements CircuitBreakers {
       s.cooldownMs,
       this.ttl,
     );
+  }
+
+  /** Send the successes counted here (one increment per key). */
+  async flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await Promise.all([...this.pending.keys()].map((key) => this.flushKey(key)));
+  }
+
+  private async flushKey(key: string): Promise<void> {
+    const n = this.pending.get(key);
+    if (!n) return;
+    this.pending.delete(key);
+    await this.redis.gwzBreakerSuccess(this.k(key), this.clock.now(), this.s.windowMs, this.ttl, n, 1);
   }
 
   async view(keys?: string[]): Promise<BreakerView[]> {
@@ -282,5 +351,7 @@ export class RedisBreakers implements CircuitBreakers {
     return out;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.flush().catch(() => {});
+  }
 }

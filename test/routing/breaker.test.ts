@@ -189,6 +189,46 @@ describe.skipIf(!process.env.TEST_REDIS_URL)('breaker state shared through Redis
     expect(await a.acquire('openrouter')).toBe(true);
     expect((await a.view())[0]).toMatchObject({ key: 'openrouter', state: 'closed' });
   });
+
+  it('a closed breaker costs no round trip: seen closed for 250 ms, successes sent as one increment', async () => {
+    const clock = new ManualClock();
+    const a = new RedisBreakers(r1, prefix, SETTINGS, clock);
+    const b = new RedisBreakers(r2, prefix, SETTINGS, clock);
+    const total = async () => Number(await r1.hget(`${prefix}breaker:quiet`, 'total'));
+    expect(await a.acquire('quiet')).toBe(true);
+    for (let i = 0; i < 5; i++) {
+      expect(await a.acquire('quiet')).toBe(true);
+      await a.success('quiet');
+    }
+    // Counted here, not yet in Redis.
+    expect(await total()).toBe(0);
+    await a.flush();
+    expect(await total()).toBe(5);
+    // Another instance opens it: this one sheds once its 250 ms view of "closed" has passed.
+    for (let i = 0; i < 3; i++) await b.failure('quiet');
+    expect(await a.acquire('quiet')).toBe(true);
+    clock.advance(251);
+    expect(await a.acquire('quiet')).toBe(false);
+  });
+
+  it('successes counted while closed never close a breaker opened since, and never reorder failures', async () => {
+    const clock = new ManualClock();
+    const a = new RedisBreakers(r1, prefix, SETTINGS, clock);
+    const b = new RedisBreakers(r2, prefix, SETTINGS, clock);
+    // Two failures elsewhere, then a success here: the next failure here counts 1 in a row, not 3.
+    await b.failure('order');
+    await b.failure('order');
+    expect(await a.acquire('order')).toBe(true);
+    await a.success('order');
+    await a.failure('order');
+    expect((await a.view(['order']))[0]).toMatchObject({ state: 'closed', consecutive_failures: 1 });
+
+    expect(await a.acquire('late')).toBe(true);
+    await a.success('late');
+    for (let i = 0; i < 3; i++) await b.failure('late');
+    await a.flush();
+    expect((await b.view(['late']))[0]).toMatchObject({ state: 'open' });
+  });
 });
 
 describe.skipIf(!process.env.TEST_REDIS_URL)('two gateway instances sharing Redis', () => {
