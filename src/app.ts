@@ -1,5 +1,3 @@
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { Access } from './accounts/access.js';
 import { privyClientConfig } from './accounts/config.js';
@@ -24,6 +22,7 @@ import { CHANNELS, createFleet, type Fleet } from './fleet/fleet.js';
 import { installDraining } from './fleet/shutdown.js';
 import { healthRoutes, VERSION } from './health/routes.js';
 import { installAuth } from './http/auth.js';
+import { installDocs } from './http/docs.js';
 import { installErrorHandling } from './http/errors.js';
 import './http/types.js';
 import { historyRoutes } from './history/routes.js';
@@ -120,10 +119,9 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     // Per-request log lines cost more than the gateway's own work at high rates; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[A-Za-z0-9._:-]{8,128}$/.test(given) ? given : newRequestId();
-    },
+    // Always our own id: usage records and holds are keyed by it. A caller's id is a correlation id
+    // (src/inference/call.ts clientRequestId), echoed back as x-client-request-id.
+    genReqId: () => newRequestId(),
     ajv: { customOptions: { coerceTypes: false } },
   });
 
@@ -246,15 +244,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   installAuth(app, accounts, [], { roles: access.roles, throttle: access.throttle });
   installAdminAudit(app, access.audit);
   pipeline.addGuard(keyRestrictionsGuard(accounts));
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Gatewayz', version: VERSION, description: 'OpenAI-compatible AI gateway' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () => app.swagger());
+  installDocs(app, { title: 'Gatewayz', version: VERSION, description: 'OpenAI-compatible AI gateway' });
 
   const startedAt = Date.now();
   healthRoutes(app, { db, catalog, startedAt, limits: limits.service, breakers: routing.breakers });

@@ -9,6 +9,18 @@ export function appOf(headers: Record<string, string | string[] | undefined>): s
   return typeof t === 'string' && t ? t.slice(0, 200) : null;
 }
 
+const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The caller's own id for a request (`X-Client-Request-Id`, as OpenAI takes it, or `X-Request-Id`):
+ * a correlation id echoed back as `x-client-request-id`. The gateway's `x-request-id` is always its
+ * own, unique id (usage records and holds are keyed by it, so a reused caller id never skips a charge).
+ */
+export function clientRequestId(headers: Record<string, string | string[] | undefined>): string | null {
+  const v = headers['x-client-request-id'] ?? headers['x-request-id'];
+  return typeof v === 'string' && CLIENT_ID.test(v) ? v : null;
+}
+
 type FromRequest =
   | 'requestId'
   | 'principal'
@@ -34,6 +46,13 @@ export function inferenceCall(
     clientIp: request.ip,
     headers: request.headers,
     startedAt: request.startedAt,
-    responseHeaders: {},
+    responseHeaders: clientRequestIdHeader(request.headers),
   };
+}
+
+function clientRequestIdHeader(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string> {
+  const id = clientRequestId(headers);
+  return id ? { 'x-client-request-id': id } : {};
 }
