@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Principal } from '../accounts/principal.js';
@@ -17,7 +16,14 @@ import { defaultPlanSource, type PlanLimits, type PlanLimitsSource } from './pla
 import { closeRedis } from './redis-backend.js';
 import { applyOverride, fromPlan, halve } from './resolve.js';
 import type { LimitsStore, OverrideRow, SubjectType } from './store.js';
-import { type CounterSpec, periodStart, position, WINDOWS, type WindowName } from './windows.js';
+import {
+  type CounterSpec,
+  periodStart,
+  position,
+  WINDOWS,
+  type WindowName,
+  type WindowPosition,
+} from './windows.js';
 
 type Dim = 'requests' | 'tokens';
 const FIELD: Record<Dim, Record<WindowName, keyof LimitValues>> = {
@@ -238,17 +244,25 @@ export class LimitsService {
     const meta: Meta[] = [];
     const leases: LeaseSpec[] = [];
     const leaseMeta: Array<{ scope: SubjectType; id: string }> = [];
-    const leaseId = `${call.requestId}:${randomBytes(4).toString('hex')}`;
+    // The gateway's request ids are unique (never the caller's), so they name the lease.
+    const leaseId = call.requestId;
+    const positions = new Map<WindowName, WindowPosition>();
     for (const s of subjects) {
+      const base = `${this.config.redisPrefix}${s.scope}:${s.id}:`;
       for (const dim of ['requests', 'tokens'] as const) {
         for (const w of WINDOWS) {
           const limit = s.limits[FIELD[dim][w]];
           if (limit === null) continue;
+          let pos = positions.get(w);
+          if (!pos) {
+            pos = position(w, now);
+            positions.set(w, pos);
+          }
           counters.push({
-            key: `${this.config.redisPrefix}${s.scope}:${s.id}:${dim}:${w}`,
+            key: `${base}${dim}:${w}`,
             amount: dim === 'requests' ? 1 : reserve,
             limit,
-            ...position(w, now),
+            ...pos,
           });
           meta.push({ scope: s.scope, id: s.id, dim, window: w });
         }
