@@ -1,11 +1,18 @@
 import { existsSync } from 'node:fs';
-import { buildGateway } from './app.js';
-import { loadConfig } from './config/config.js';
-import { ConfigError } from './config/error.js';
-import { gracefulShutdown } from './fleet/shutdown.js';
+import type { loadConfig } from './config/config.js';
+import { beginStartup, endStartup } from './lib/v8-memory.js';
 
-/** Process entry: config → app → listen → graceful shutdown. */
+/**
+ * Process entry: config → app → listen → graceful shutdown. The gateway's modules are imported here,
+ * not above: ES modules load their whole import graph before running any of it, and
+ * `beginStartup()` must run first (src/lib/v8-memory.ts).
+ */
 async function main(): Promise<void> {
+  beginStartup();
+  const { buildGateway } = await import('./app.js');
+  const { loadConfig } = await import('./config/config.js');
+  const { ConfigError } = await import('./config/error.js');
+  const { gracefulShutdown } = await import('./fleet/shutdown.js');
   if (existsSync('.env')) process.loadEnvFile('.env');
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -25,6 +32,7 @@ async function main(): Promise<void> {
   if (Object.keys(config.providers).length === 0) {
     log.warn('no provider is configured: set OPENROUTER_API_KEY (or another <PROVIDER>_API_KEY)');
   }
+  endStartup();
   await gw.app.listen({ port: config.port, host: config.host });
   let closing = false;
   const shutdown = async (signal: string) => {

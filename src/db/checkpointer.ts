@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type SQLite from 'better-sqlite3';
@@ -9,34 +10,69 @@ import type SQLite from 'better-sqlite3';
  * checkpoints; a worker thread with a connection of its own runs a PASSIVE checkpoint (it never blocks
  * writers or readers) every `intervalMs`. Should the worker fail, the main connection checkpoints
  * itself again, as SQLite does by default.
+ *
+ * The worker (a thread with its own V8 heap: ~13 MiB of resident memory) starts only once the WAL
+ * first reaches `startAtWalBytes`: by default 1,000 pages, where SQLite itself would first have
+ * checkpointed. Until then nothing needs copying back, and a gateway that writes little never pays
+ * for the thread. Meanwhile the WAL's size is looked at (one `stat`) every `intervalMs`.
  */
 export class Checkpointer {
-  private worker: Worker | null;
+  private worker: Worker | null = null;
+  private waiting: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly sqlite: SQLite.Database,
-    path: string,
-    intervalMs = 250,
+    private readonly path: string,
+    private readonly intervalMs = 250,
+    startAtWalBytes = 1000 * (sqlite.pragma('page_size', { simple: true }) as number),
   ) {
+    sqlite.pragma('wal_autocheckpoint = 0');
+    if (startAtWalBytes <= 0) {
+      this.start();
+      return;
+    }
+    this.waiting = setInterval(() => {
+      if (walBytes(path) < startAtWalBytes) return;
+      this.stopWaiting();
+      this.start();
+    }, intervalMs);
+    this.waiting.unref();
+  }
+
+  /** Whether the worker thread is running (false before the WAL first reaches the start size). */
+  get running(): boolean {
+    return this.worker !== null;
+  }
+
+  private start(): void {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER, {
+    const worker = new Worker(WORKER, {
       eval: true,
-      workerData: { driver, path, intervalMs },
+      workerData: { driver, path: this.path, intervalMs: this.intervalMs },
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 0.5 },
     });
-    this.worker.unref();
-    sqlite.pragma('wal_autocheckpoint = 0');
+    this.worker = worker;
+    worker.unref();
     const fallBack = () => {
-      if (!this.worker) return;
+      if (this.worker !== worker) return;
       this.worker = null;
       this.restore();
     };
-    this.worker.on('error', fallBack);
-    this.worker.on('exit', fallBack);
+    worker.on('error', fallBack);
+    worker.on('exit', fallBack);
+  }
+
+  private stopWaiting(): void {
+    if (this.waiting) clearInterval(this.waiting);
+    this.waiting = null;
   }
 
   /** Stop the worker (its last checkpoint finishes first) and hand checkpoints back to the connection. */
   async close(): Promise<void> {
+    if (this.waiting) {
+      this.stopWaiting();
+      this.restore();
+    }
     const w = this.worker;
     if (!w) return;
     this.worker = null;
@@ -53,6 +89,14 @@ export class Checkpointer {
     } catch {
       /* closing */
     }
+  }
+}
+
+function walBytes(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
   }
 }
 

@@ -1,5 +1,5 @@
-import { errors as undiciErrors } from 'undici';
 import { GatewayError } from '../lib/errors.js';
+import { errors as undiciErrors } from '../providers/undici.js';
 
 /** Turn an upstream error response into our error, in OpenAI's shape, without leaking provider credentials. */
 export function fromUpstreamResponse(

@@ -1,4 +1,4 @@
-import { type Dispatcher, Pool } from 'undici';
+import { type Dispatcher, Pool } from './undici.js';
 
 export interface UpstreamTimeouts {
   connectMs: number;

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { type Dispatcher, errors as undiciErrors } from 'undici';
 import { fromNetworkError, fromUpstreamResponse, readLimited } from '../inference/upstream-error.js';
 import { GatewayError } from '../lib/errors.js';
+import { type Dispatcher, errors as undiciErrors } from '../providers/undici.js';
 import type { Upstreams } from '../providers/upstream.js';
 import type { Balancer } from './balancer.js';
 import { breakerKeys, type CircuitBreakers } from './breaker.js';

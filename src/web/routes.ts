@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -28,11 +29,19 @@ export interface DashboardOptions {
   dir?: string;
 }
 
-/** The built dashboard (dist/dashboard), read into memory once; a missing build serves a hint. */
+/** Files up to this size stay in memory; larger ones are read from disk when asked for. */
+const IN_MEMORY_MAX_BYTES = 32 * 1024;
+
+/**
+ * The built dashboard (dist/dashboard); a missing build serves a hint. Its file list is read once at
+ * start. Small files (the page, styles, small chunks) are kept in memory; the large chunks (the Privy
+ * SDK alone is ~780 KB) are read from disk on request, so they cost no memory while nobody uses the
+ * dashboard; browsers keep them (their names carry a content hash and are served as immutable).
+ */
 export function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions = {}): void {
   const dir = opts.dir ?? defaultDir();
   const CSP = contentSecurityPolicy(opts.privyApiUrl ?? null);
-  const files = new Map<string, { type: string; body: Buffer }>();
+  const files = new Map<string, { type: string; path: string; body: Buffer | null }>();
   const walk = (d: string, prefix: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
@@ -40,7 +49,8 @@ export function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions = {
       else
         files.set(prefix + e.name, {
           type: TYPES[extname(e.name)] ?? 'application/octet-stream',
-          body: readFileSync(p),
+          path: p,
+          body: statSync(p).size <= IN_MEMORY_MAX_BYTES ? readFileSync(p) : null,
         });
     }
   };
@@ -62,11 +72,20 @@ export function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions = {
         return reply.code(404).type('text/plain').send('The dashboard is not built: run `npm run build`.');
       return reply.code(404).type('text/plain').send('Not found');
     }
+    let body = file.body;
+    if (!body) {
+      try {
+        body = await readFile(file.path);
+      } catch {
+        // Replaced by a new build since start: its names changed, this one is gone.
+        return reply.code(404).type('text/plain').send('Not found');
+      }
+    }
     reply.header(
       'cache-control',
       path.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
     );
-    return reply.type(file.type).send(file.body);
+    return reply.type(file.type).send(body);
   });
 }
 

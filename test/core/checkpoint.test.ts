@@ -1,4 +1,4 @@
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,6 +23,10 @@ describe('SQLite checkpoints off the event loop', () => {
     await t.drop();
   });
 
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const walBytes = () => statSync(`${file()}-wal`).size;
+  const PAGES_1000 = 1000 * 4096;
+
   /** Rows of `users` in the database file alone, without its WAL: what has been checkpointed. */
   const inMainFile = () => {
     const copy = join(t.dataDir, 'copy.db');
@@ -37,29 +41,62 @@ describe('SQLite checkpoints off the event loop', () => {
     }
   };
 
-  it('the connection never checkpoints; the worker copies committed pages into the file', async () => {
+  it('the connection never checkpoints; once the WAL reaches 1,000 pages the worker copies committed pages into the file', async () => {
     expect(db.sqlite!.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
     const insert = db.sqlite!.prepare(
       "INSERT INTO users (id, role, status, balance_micros, held_micros, created_at, updated_at) VALUES (?, 'user', 'active', 0, 0, 0, 0)",
     );
-    for (let i = 0; i < 200; i++) insert.run(`u${i}`);
-    // The connection's commits left them in the WAL; only the worker copies them into the file.
+    for (let i = 0; i < 20; i++) insert.run(`u${i}`);
+    // A small WAL is left as it is: no thread is started for it, nothing is copied.
+    expect(walBytes()).toBeLessThan(PAGES_1000);
+    await sleep(600);
+    expect(inMainFile()).toBe(0);
+    // The connection's commits fill the WAL; past 1,000 pages the worker starts and copies them.
+    let n = 20;
+    while (walBytes() < PAGES_1000) insert.run(`u${n++}`);
     const until = Date.now() + 5_000;
-    while (inMainFile() < 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    expect(inMainFile()).toBe(200);
+    while (inMainFile() < n && Date.now() < until) await sleep(50);
+    expect(inMainFile()).toBe(n);
   });
 
   it('gives checkpoints back to the connection when the worker fails', async () => {
     const conn = new SQLite(join(t.dataDir, 'other.db'));
     conn.pragma('journal_mode = WAL');
     // The worker cannot open this path: it dies, and the connection checkpoints by itself again.
-    const cp = new Checkpointer(conn, join(t.dataDir, 'missing', 'dir', 'x.db'));
+    const cp = new Checkpointer(conn, join(t.dataDir, 'missing', 'dir', 'x.db'), 250, 0);
     expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
     const until = Date.now() + 5_000;
     while (conn.pragma('wal_autocheckpoint', { simple: true }) === 0 && Date.now() < until)
       await new Promise((r) => setTimeout(r, 20));
     expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     await cp.close();
+    conn.close();
+  });
+
+  it('starts the worker only when the WAL reaches its start size; closing before that hands checkpoints back', async () => {
+    const path = join(t.dataDir, 'lazy.db');
+    const conn = new SQLite(path);
+    conn.pragma('journal_mode = WAL');
+    conn.exec('CREATE TABLE t (v TEXT)');
+    const cp = new Checkpointer(conn, path, 20, 64 * 1024);
+    expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    await sleep(100);
+    expect(cp.running).toBe(false);
+    const insert = conn.prepare('INSERT INTO t (v) VALUES (?)');
+    while (statSync(`${path}-wal`).size < 64 * 1024) insert.run('x'.repeat(500));
+    const until = Date.now() + 5_000;
+    while (!cp.running && Date.now() < until) await sleep(10);
+    expect(cp.running).toBe(true);
+    await cp.close();
+    expect(cp.running).toBe(false);
+    expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+
+    // Closed while still waiting: no thread was ever started, and the connection checkpoints again.
+    const idle = new Checkpointer(conn, path, 20, 1024 * 1024 * 1024);
+    expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    await idle.close();
+    expect(idle.running).toBe(false);
+    expect(conn.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     conn.close();
   });
 });

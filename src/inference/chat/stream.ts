@@ -1,6 +1,6 @@
-import { type Dispatcher, errors as undiciErrors } from 'undici';
 import type { Usage } from '../../billing/cost.js';
 import { GatewayError } from '../../lib/errors.js';
+import { type Dispatcher, errors as undiciErrors } from '../../providers/undici.js';
 import type { RespondOutcome } from '../../routing/attempts.js';
 import type { RespondIO } from '../pipeline.js';
 import { type SseEvent, SseSplitter } from '../sse.js';
