@@ -120,7 +120,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     // Always our own id: usage records and holds are keyed by it. A caller's id is a correlation id
-    // (src/inference/call.ts clientRequestId), echoed back as x-client-request-id.
+    // (src/inference/call.ts clientRequestIdHeader), echoed back as x-client-request-id.
     genReqId: () => newRequestId(),
     ajv: { customOptions: { coerceTypes: false } },
   });

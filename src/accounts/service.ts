@@ -100,8 +100,8 @@ export class AccountsService {
     if (presented.length > 100) return null;
     const hash = digest.toString('base64url');
     const now = Date.now();
-    const hit = this.cache.get(hash);
-    if (hit && now - hit.at < this.cacheTtlMs) return hit.principal;
+    const hit = this.cached(hash, now);
+    if (hit) return hit.principal;
     const row = await this.store.findKeyWithUser(hash, now);
     let principal: Principal | null = null;
     if (row && row.user_status !== 'deleted') {
@@ -114,11 +114,7 @@ export class AccountsService {
       }
       this.spent.set(row.id, Math.max(this.spent.get(row.id) ?? 0, row.spent_micros));
     }
-    if (this.cache.size >= AccountsService.MAX_CACHE) {
-      this.cache.clear();
-      this.hashByKeyId.clear();
-    }
-    this.cache.set(hash, { principal, at: now });
+    this.remember(hash, principal, now);
     if (row) {
       const set = this.hashByKeyId.get(row.id) ?? new Set<string>();
       set.add(hash);
@@ -131,18 +127,29 @@ export class AccountsService {
   private async session(token: string, digest: Buffer): Promise<Principal | null> {
     const hash = digest.toString('base64url');
     const now = Date.now();
-    const hit = this.cache.get(hash);
-    if (hit && now - hit.at < this.cacheTtlMs) return hit.principal;
+    const hit = this.cached(hash, now);
+    if (hit) return hit.principal;
     // Forged or expired tokens are not cached: each one is verified (and throttled) again.
     const r = await this.sessions!.resolve(token);
     if (!r) return null;
+    // Dated back so that the entry ends at the token's expiry when that comes before the TTL.
+    this.remember(hash, r.principal, Math.min(now, r.expiresAt - this.cacheTtlMs));
+    return r.principal;
+  }
+
+  /** The cached principal of a secret's hash while it is fresh (a null principal: a known bad key). */
+  private cached(hash: string, now: number): { principal: Principal | null } | undefined {
+    const hit = this.cache.get(hash);
+    return hit && now - hit.at < this.cacheTtlMs ? hit : undefined;
+  }
+
+  /** Cache a principal (bounded: a full cache starts over), dated `at`. */
+  private remember(hash: string, principal: Principal | null, at: number): void {
     if (this.cache.size >= AccountsService.MAX_CACHE) {
       this.cache.clear();
       this.hashByKeyId.clear();
     }
-    // Dated back so that the entry ends at the token's expiry when that comes before the TTL.
-    this.cache.set(hash, { principal: r.principal, at: Math.min(now, r.expiresAt - this.cacheTtlMs) });
-    return r.principal;
+    this.cache.set(hash, { principal, at });
   }
 
   /**
