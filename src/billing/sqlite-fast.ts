@@ -7,7 +7,6 @@ import type { UsageRecord } from './store.js';
 export function sqliteFastPath(db: Db): { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null {
   if (!db.sqlite) return null;
   const commits = new SqliteGroupCommit(db.sqlite, db.db);
-  db.beforeStatement?.(() => commits.beforeForeign());
   return { path: new SqliteBillingFastPath(db.sqlite), commits };
 }
 
@@ -59,8 +58,7 @@ export class SqliteBillingFastPath {
     const insertUsage = sqlite.prepare(
       `INSERT INTO usage_records (request_id, user_id, key_id, endpoint, model, provider, prompt_tokens, completion_tokens,
         cached_tokens, reasoning_tokens, cost_micros, latency_ms, status, stream, app, created_at)
-       VALUES (@request_id, @user_id, @key_id, @endpoint, @model, @provider, @prompt_tokens, @completion_tokens,
-        @cached_tokens, @reasoning_tokens, @cost_micros, @latency_ms, @status, @stream, @app, @created_at)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
 
     this.hold = (id, userId, keyId, amount, requestId, now, ttlMs) => {
@@ -113,7 +111,25 @@ export class SqliteBillingFastPath {
         insertLedger.run(usage.user_id, 'usage', 'paid', -fromPaid, balanceAfter, usage.request_id, what, at);
       }
       if (cost !== 0 && balanceAfter !== null && keyId) addKeySpend.run(cost, keyId);
-      insertUsage.run(usage);
+      // Positional: binding sixteen named parameters from an object costs twice as much.
+      insertUsage.run(
+        usage.request_id,
+        usage.user_id,
+        usage.key_id,
+        usage.endpoint,
+        usage.model,
+        usage.provider,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        usage.cost_micros,
+        usage.latency_ms,
+        usage.status,
+        usage.stream,
+        usage.app,
+        usage.created_at,
+      );
       return balanceAfter;
     };
   }

@@ -10,6 +10,7 @@ import * as m045 from './migrations/045_history.js';
 import * as m046 from './migrations/046_rankings.js';
 import * as m060 from './migrations/060_fleet.js';
 import * as m061 from './migrations/061_drop_job_leases.js';
+import * as m062 from './migrations/062_lean_holds.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -27,6 +28,7 @@ const steps: Record<string, Step> = {
   '046_rankings': m046,
   '060_fleet': m060,
   '061_drop_job_leases': m061,
+  '062_lean_holds': m062,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
