@@ -46,10 +46,18 @@ export interface LimiterBackend {
 
 interface Counter {
   buckets: Map<number, number>;
+  /** Sum of `buckets`. */
+  sum: number;
+  /** No bucket id is below this (buckets below a window's start are dropped when it passes them). */
+  oldest: number;
   expiresAt: number;
 }
 
-/** In-process counters: exact for one process, synchronous, so trivially atomic. */
+/**
+ * In-process counters: exact for one process, synchronous, so trivially atomic. Each counter keeps
+ * its running sum, so a check costs the same however many buckets a window holds: buckets are
+ * visited only when the window's start has passed the oldest of them (each bucket once, to drop it).
+ */
 export class MemoryBackend implements LimiterBackend {
   readonly kind = 'memory' as const;
   private readonly counters = new Map<string, Counter>();
@@ -57,59 +65,51 @@ export class MemoryBackend implements LimiterBackend {
   private nextSweep = 0;
 
   async check(input: CheckInput): Promise<CheckResult> {
-    const { now } = input;
+    const { now, counters: specs } = input;
     this.sweep(now);
-    const used: number[] = [];
-    const resetMs: number[] = [];
-    const lists: Array<Array<[number, number]>> = [];
+    const n = specs.length;
+    const used = new Array<number>(n);
+    const found = new Array<Counter | undefined>(n);
     let denied = -1;
     let retryMs = 0;
-    input.counters.forEach((spec, i) => {
+    for (let i = 0; i < n; i++) {
+      const spec = specs[i]!;
       const c = this.counters.get(spec.key);
-      const live: Array<[number, number]> = [];
-      let sum = 0;
-      if (c) {
-        for (const [b, n] of c.buckets) {
-          if (b < spec.start) c.buckets.delete(b);
-          else {
-            sum += n;
-            live.push([b, n]);
-          }
-        }
-      }
-      lists.push(live);
-      used.push(sum);
+      if (c && c.oldest < spec.start) expire(c, spec.start);
+      found[i] = c;
+      const sum = c ? c.sum : 0;
+      used[i] = sum;
       if (denied < 0 && sum + spec.amount > spec.limit) {
         denied = i;
-        retryMs = retryAfterMs(spec, now, live, sum);
+        retryMs = retryAfterMs(spec, now, live(c), sum);
       }
-    });
+    }
     const inFlight: number[] = [];
     input.leases.forEach((l, i) => {
       const m = this.leases.get(l.key);
       if (m) for (const [id, exp] of m) if (exp <= now) m.delete(id);
-      const n = m?.size ?? 0;
-      inFlight.push(n);
-      if (denied < 0 && n + 1 > l.limit) {
-        denied = input.counters.length + i;
+      const count = m?.size ?? 0;
+      inFlight.push(count);
+      if (denied < 0 && count + 1 > l.limit) {
+        denied = specs.length + i;
         retryMs = 1000;
       }
     });
     if (denied < 0 && !input.dry) {
-      input.counters.forEach((spec, i) => {
-        let c = this.counters.get(spec.key);
+      for (let i = 0; i < n; i++) {
+        const spec = specs[i]!;
+        let c = found[i];
         if (!c) {
-          c = { buckets: new Map(), expiresAt: 0 };
+          c = { buckets: new Map(), sum: 0, oldest: spec.cur, expiresAt: 0 };
           this.counters.set(spec.key, c);
+          found[i] = c;
         }
         c.buckets.set(spec.cur, (c.buckets.get(spec.cur) ?? 0) + spec.amount);
+        c.sum += spec.amount;
+        if (spec.cur < c.oldest) c.oldest = spec.cur;
         c.expiresAt = now + spec.ttlMs;
         used[i]! += spec.amount;
-        const live = lists[i]!;
-        const at = live.findIndex(([b]) => b === spec.cur);
-        if (at >= 0) live[at] = [spec.cur, live[at]![1] + spec.amount];
-        else live.push([spec.cur, spec.amount]);
-      });
+      }
       input.leases.forEach((l, i) => {
         let m = this.leases.get(l.key);
         if (!m) {
@@ -120,9 +120,8 @@ export class MemoryBackend implements LimiterBackend {
         inFlight[i]! += 1;
       });
     }
-    input.counters.forEach((spec, i) => {
-      resetMs.push(fullResetMs(spec, now, lists[i]!));
-    });
+    const resetMs = new Array<number>(n);
+    for (let i = 0; i < n; i++) resetMs[i] = resetOf(specs[i]!, now, found[i]);
     return { denied, retryMs, used, resetMs, inFlight };
   }
 
@@ -130,7 +129,11 @@ export class MemoryBackend implements LimiterBackend {
     for (const a of adjustments) {
       const c = this.counters.get(a.key);
       const v = c?.buckets.get(a.field);
-      if (c && v !== undefined) c.buckets.set(a.field, Math.max(0, v + a.delta));
+      if (c && v !== undefined) {
+        const next = Math.max(0, v + a.delta);
+        c.buckets.set(a.field, next);
+        c.sum += next - v;
+      }
     }
     for (const l of leases) {
       const m = this.leases.get(l.key);
@@ -147,10 +150,12 @@ export class MemoryBackend implements LimiterBackend {
     let c = this.counters.get(key);
     if (c?.buckets.has(field)) return;
     if (!c) {
-      c = { buckets: new Map(), expiresAt: now + ttlMs };
+      c = { buckets: new Map(), sum: 0, oldest: field, expiresAt: now + ttlMs };
       this.counters.set(key, c);
     }
     c.buckets.set(field, value);
+    c.sum += value;
+    if (field < c.oldest) c.oldest = field;
   }
 
   /** Drop counters nobody touched for their whole lifetime (bounded memory). */
@@ -165,4 +170,31 @@ export class MemoryBackend implements LimiterBackend {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Drop the buckets below `start` (they left the window). */
+function expire(c: Counter, start: number): void {
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const [b, n] of c.buckets) {
+    if (b < start) {
+      c.buckets.delete(b);
+      c.sum -= n;
+    } else if (b < oldest) oldest = b;
+  }
+  c.oldest = oldest === Number.POSITIVE_INFINITY ? start : oldest;
+}
+
+/** The live buckets of a counter, for the rare computations that need them. */
+function live(c: Counter | undefined): Array<[number, number]> {
+  return c ? [...c.buckets] : [];
+}
+
+/** ms until everything counted now has left the window; the calendar windows need no buckets. */
+function resetOf(spec: CounterSpec, now: number, c: Counter | undefined): number {
+  if (spec.bucketMs === 0 || !c) return fullResetMs(spec, now, []);
+  // The newest bucket is almost always the current one (just counted); else look at them all.
+  const cur = c.buckets.get(spec.cur);
+  if (cur !== undefined && cur > 0)
+    return Math.max(0, (spec.cur + spec.cur - spec.start + 1) * spec.bucketMs - now);
+  return fullResetMs(spec, now, live(c));
 }

@@ -57,6 +57,16 @@ interface Meta {
   window: WindowName;
 }
 
+/** A subject's counters and concurrency lease, as every check of it builds them. */
+interface Layout {
+  counters: Array<{ key: string; limit: number; windowIndex: number; meta: Meta }>;
+  lease: { key: string; limit: number; meta: { scope: SubjectType; id: string } } | null;
+  /** The UTC day this process last seeded the subject's quotas from the database (memory backend). */
+  seededDay: number;
+}
+
+const DAY_MS = 86_400_000;
+
 export interface LimitsServiceOptions {
   config: LimitsConfig;
   store: LimitsStore;
@@ -91,6 +101,8 @@ export class LimitsService {
   private version: string | null = null;
   private readonly channel: string;
   private readonly seeded = new Map<string, Promise<void>>();
+  /** Keyed by the cached resolved limits: a new resolution (TTL, invalidation) gets a new layout. */
+  private readonly layouts = new WeakMap<SubjectLimits, Layout>();
 
   constructor(private readonly o: LimitsServiceOptions) {
     this.config = o.config;
@@ -237,8 +249,15 @@ export class LimitsService {
     const key = await this.keyLimits(p);
     if (key) subjects.push(key);
     const now = this.now();
-    if (this.o.backend instanceof MemoryBackend)
-      await this.seedQuotas(this.o.backend, subjects, p.userId, now);
+    const layouts = subjects.map((s) => this.layoutOf(s));
+    if (this.o.backend instanceof MemoryBackend) {
+      const day = Math.floor(now / DAY_MS);
+      for (let i = 0; i < subjects.length; i++) {
+        if (layouts[i]!.seededDay === day) continue;
+        await this.seedQuotas(this.o.backend, subjects[i]!, p.userId, now);
+        layouts[i]!.seededDay = day;
+      }
+    }
     const reserve = this.reservation(call);
     const counters: CounterSpec[] = [];
     const meta: Meta[] = [];
@@ -246,35 +265,34 @@ export class LimitsService {
     const leaseMeta: Array<{ scope: SubjectType; id: string }> = [];
     // The gateway's request ids are unique (never the caller's), so they name the lease.
     const leaseId = call.requestId;
-    const positions = new Map<WindowName, WindowPosition>();
-    for (const s of subjects) {
-      const base = `${this.config.redisPrefix}${s.scope}:${s.id}:`;
-      for (const dim of ['requests', 'tokens'] as const) {
-        for (const w of WINDOWS) {
-          const limit = s.limits[FIELD[dim][w]];
-          if (limit === null) continue;
-          let pos = positions.get(w);
-          if (!pos) {
-            pos = position(w, now);
-            positions.set(w, pos);
-          }
-          counters.push({
-            key: `${base}${dim}:${w}`,
-            amount: dim === 'requests' ? 1 : reserve,
-            limit,
-            ...pos,
-          });
-          meta.push({ scope: s.scope, id: s.id, dim, window: w });
+    const positions: Array<WindowPosition | undefined> = [];
+    for (const layout of layouts) {
+      for (const c of layout.counters) {
+        let pos = positions[c.windowIndex];
+        if (!pos) {
+          pos = position(c.meta.window, now);
+          positions[c.windowIndex] = pos;
         }
+        counters.push({
+          key: c.key,
+          amount: c.meta.dim === 'requests' ? 1 : reserve,
+          limit: c.limit,
+          cur: pos.cur,
+          start: pos.start,
+          bucketMs: pos.bucketMs,
+          periodEnd: pos.periodEnd,
+          ttlMs: pos.ttlMs,
+        });
+        meta.push(c.meta);
       }
-      if (s.limits.concurrency !== null) {
+      if (layout.lease) {
         leases.push({
-          key: `${this.config.redisPrefix}${s.scope}:${s.id}:inflight`,
-          limit: s.limits.concurrency,
+          key: layout.lease.key,
+          limit: layout.lease.limit,
           id: leaseId,
           expiresAt: now + this.o.leaseTtlMs,
         });
-        leaseMeta.push({ scope: s.scope, id: s.id });
+        leaseMeta.push(layout.lease.meta);
       }
     }
     if (counters.length === 0 && leases.length === 0) return undefined;
@@ -329,39 +347,65 @@ export class LimitsService {
     };
   }
 
+  /** A subject's counters and lease, worked out once per resolved limits (keys, limits, windows). */
+  private layoutOf(s: SubjectLimits): Layout {
+    let l = this.layouts.get(s);
+    if (!l) {
+      const base = `${this.config.redisPrefix}${s.scope}:${s.id}:`;
+      const counters: Layout['counters'] = [];
+      for (const dim of ['requests', 'tokens'] as const) {
+        WINDOWS.forEach((w, windowIndex) => {
+          const limit = s.limits[FIELD[dim][w]];
+          if (limit === null) return;
+          counters.push({
+            key: `${base}${dim}:${w}`,
+            limit,
+            windowIndex,
+            meta: { scope: s.scope, id: s.id, dim, window: w },
+          });
+        });
+      }
+      const lease =
+        s.limits.concurrency === null
+          ? null
+          : { key: `${base}inflight`, limit: s.limits.concurrency, meta: { scope: s.scope, id: s.id } };
+      l = { counters, lease, seededDay: -1 };
+      this.layouts.set(s, l);
+    }
+    return l;
+  }
+
   /**
    * In-process counters start empty: the first time this process sees a subject with a day or month
    * quota, start those counters from the usage the database has recorded (one read per subject and
    * process), so a restart does not hand out a fresh quota.
    */
-  private async seedQuotas(mem: MemoryBackend, subjects: SubjectLimits[], userId: string, now: number) {
-    for (const s of subjects) {
-      const windows = (['day', 'month'] as const).filter(
-        (w) => s.limits[FIELD.requests[w]] !== null || s.limits[FIELD.tokens[w]] !== null,
-      );
-      if (windows.length === 0) continue;
-      const id = `${s.scope}:${s.id}:${position('day', now).cur}`;
-      let p = this.seeded.get(id);
-      if (!p) {
-        p = (async () => {
-          for (const w of windows) {
-            const pos = position(w, now);
-            const u = await this.o.store.usageSince(
-              userId,
-              periodStart(w, now),
-              s.scope === 'key' ? s.id : null,
-            );
-            const base = `${this.config.redisPrefix}${s.scope}:${s.id}`;
-            mem.seed(`${base}:requests:${w}`, pos.cur, u.requests, now, pos.ttlMs);
-            mem.seed(`${base}:tokens:${w}`, pos.cur, u.tokens, now, pos.ttlMs);
-          }
-        })();
-        if (this.seeded.size > 100_000) this.seeded.clear();
-        this.seeded.set(id, p);
-        p.catch(() => this.seeded.delete(id));
-      }
-      await p;
+  private async seedQuotas(mem: MemoryBackend, s: SubjectLimits, userId: string, now: number) {
+    const windows = (['day', 'month'] as const).filter(
+      (w) => s.limits[FIELD.requests[w]] !== null || s.limits[FIELD.tokens[w]] !== null,
+    );
+    if (windows.length === 0) return;
+    const id = `${s.scope}:${s.id}:${position('day', now).cur}`;
+    let p = this.seeded.get(id);
+    if (!p) {
+      p = (async () => {
+        for (const w of windows) {
+          const pos = position(w, now);
+          const u = await this.o.store.usageSince(
+            userId,
+            periodStart(w, now),
+            s.scope === 'key' ? s.id : null,
+          );
+          const base = `${this.config.redisPrefix}${s.scope}:${s.id}`;
+          mem.seed(`${base}:requests:${w}`, pos.cur, u.requests, now, pos.ttlMs);
+          mem.seed(`${base}:tokens:${w}`, pos.cur, u.tokens, now, pos.ttlMs);
+        }
+      })();
+      if (this.seeded.size > 100_000) this.seeded.clear();
+      this.seeded.set(id, p);
+      p.catch(() => this.seeded.delete(id));
     }
+    await p;
   }
 
   private isConcurrencyDenial(r: CheckResult, counters: CounterSpec[]): boolean {

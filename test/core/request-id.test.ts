@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../src/lib/ids.js';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
 import { type MockProvider, startMockProvider } from '../mocks/provider.js';
@@ -61,5 +62,20 @@ describe.each(DATABASES)('caller request ids (%s)', (kind) => {
       .where('id', '=', u.userId)
       .executeTakeFirstOrThrow();
     expect(Number(user.held_micros)).toBe(0);
+  });
+});
+
+describe("the gateway's request ids", () => {
+  it('are unique, unguessable and sort by creation time', async () => {
+    const a = Array.from({ length: 2000 }, () => newRequestId());
+    await new Promise((r) => setTimeout(r, 3));
+    const b = newRequestId();
+    for (const id of [...a, b]) expect(id).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(new Set(a).size).toBe(a.length);
+    // 80 random bits after the time: ids of the same millisecond differ there
+    expect(new Set(a.map((id) => id.slice(16))).size).toBe(a.length);
+    // time first: a later id sorts after every earlier one
+    for (const id of a) expect(id < b).toBe(true);
+    expect(Number.parseInt(b.slice(4, 16), 16)).toBeLessThanOrEqual(Date.now());
   });
 });

@@ -47,6 +47,30 @@ describe.each(BACKENDS)('limiter backend (%s)', (kind) => {
     expect((await take(t0 + 50 * 60_000 + r.retryMs)).denied).toBe(-1);
   });
 
+  it('sliding minute: usage, reset and expiry agree with the buckets, however many there are', async () => {
+    const t0 = Date.UTC(2026, 0, 1, 10, 0, 0, 250);
+    const take = (t: number, amount = 1, dry = false) =>
+      backend.check({ now: t, counters: [counter('s', 'minute', t, amount, 1000)], leases: [], dry });
+    // one unit in each of 60 one-second buckets
+    for (let i = 0; i < 60; i++) expect((await take(t0 + i * 1000)).used[0]).toBe(i + 1);
+    const last = t0 + 59 * 1000;
+    // everything counted leaves 60 buckets after the newest one: reset = end of bucket (59 + 60) - now
+    let r = await take(last, 0, true);
+    expect(r.used[0]).toBe(60);
+    expect(r.resetMs[0]).toBe((Math.floor(last / 1000) + 61) * 1000 - last);
+    // 61 s after the first unit, its bucket has left the window (exactly one unit gone)
+    r = await take(t0 + 61_000, 0, true);
+    expect(r.used[0]).toBe(59);
+    // a refund (settle) lowers the current bucket and the usage with it
+    await backend.settle([{ key: `${prefix}s:minute`, field: Math.floor(last / 1000), delta: -1 }], []);
+    r = await take(t0 + 61_000, 0, true);
+    expect(r.used[0]).toBe(58);
+    // long after, nothing is left and nothing waits for a reset
+    r = await take(t0 + 10 * 60_000, 0, true);
+    expect(r.used[0]).toBe(0);
+    expect(r.resetMs[0]).toBe(0);
+  });
+
   it('calendar month: resets on the 1st (UTC)', async () => {
     const t0 = Date.UTC(2026, 0, 31, 23, 59, 0);
     const take = (t: number) =>
