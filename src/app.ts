@@ -28,6 +28,7 @@ import './http/types.js';
 import { historyRoutes } from './history/routes.js';
 import { HistoryService } from './history/service.js';
 import { HistoryStore } from './history/store.js';
+import { loggerOptions } from './http/logger.js';
 import { installValidation } from './http/validation.js';
 import { chatRoutes } from './inference/chat/routes.js';
 import { embeddingsRoutes } from './inference/embeddings/routes.js';
@@ -89,28 +90,12 @@ export interface BuildOptions {
   clock?: Clock;
 }
 
-const REDACT = [
-  'req.headers.authorization',
-  'req.headers["x-api-key"]',
-  'req.headers.cookie',
-  'headers.authorization',
-  'headers["x-api-key"]',
-  'api_key',
-  '*.api_key',
-  'apiKey',
-  '*.apiKey',
-];
-
 /** Composition root: builds stores, services and routes from one Config. No globals. */
 export async function buildGateway(config: Config, options: BuildOptions = {}): Promise<Gateway> {
   const logger =
     options.logger === false
       ? false
-      : {
-          level: config.logLevel,
-          redact: { paths: REDACT, censor: '[redacted]' },
-          ...(typeof options.logger === 'object' ? options.logger : {}),
-        };
+      : loggerOptions(config.logLevel, typeof options.logger === 'object' ? options.logger : {});
   const app = Fastify({
     logger,
     bodyLimit: config.bodyLimitBytes,
