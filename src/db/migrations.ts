@@ -11,6 +11,7 @@ import * as m046 from './migrations/046_rankings.js';
 import * as m060 from './migrations/060_fleet.js';
 import * as m061 from './migrations/061_drop_job_leases.js';
 import * as m062 from './migrations/062_lean_holds.js';
+import * as m063 from './migrations/063_pg_billing_batch.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -29,6 +30,7 @@ const steps: Record<string, Step> = {
   '060_fleet': m060,
   '061_drop_job_leases': m061,
   '062_lean_holds': m062,
+  '063_pg_billing_batch': m063,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -42,7 +42,12 @@ export function buildRouting(opts: {
   if (opts.redisUrl) {
     // While Redis is down a breaker check or cache lookup gives up quickly (the call is allowed, the
     // cache misses) instead of adding latency to every request.
-    redis = newRedis(opts.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 500 });
+    redis = newRedis(opts.redisUrl, {
+      maxRetriesPerRequest: 1,
+      commandTimeout: 500,
+      // One write per turn of the event loop for every request's breaker and cache commands.
+      enableAutoPipelining: true,
+    });
     redis.on('error', (err) => log.warn({ err: err.message }, 'routing: Redis error'));
     breakers = new RedisBreakers(redis, prefix, settings.breaker, clock);
     cache = settings.cache.maxBytes > 0 ? new RedisResponseCache(redis, prefix) : null;

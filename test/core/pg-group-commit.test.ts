@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchOpError, PostgresBillingFastPath } from '../../src/billing/postgres-fast.js';
+import type { UsageRecord } from '../../src/billing/store.js';
+import { parseDatabaseUrl } from '../../src/config/config.js';
+import { type Db, openDatabase } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrations.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+/**
+ * PostgreSQL's group commit (src/billing/postgres-fast.ts, migration 063) on a real server: what a
+ * second connection reads is what committed.
+ */
+describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
+  let t: TestDatabase;
+  let db: Db;
+  let fast: PostgresBillingFastPath;
+
+  beforeAll(async () => {
+    t = await createTestDatabase('postgres');
+    db = openDatabase(parseDatabaseUrl(t.url, t.dataDir, 4));
+    await migrateToLatest(db.db, 'postgres');
+    fast = new PostgresBillingFastPath(db.pgPool!);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await t?.drop();
+  });
+
+  const user = async (id: string, balance: number, trial = 0) => {
+    await db.db
+      .insertInto('users')
+      .values({
+        id,
+        role: 'user',
+        status: 'active',
+        balance_micros: balance,
+        trial_balance_micros: trial,
+        held_micros: 0,
+        created_at: 0,
+        updated_at: 0,
+      } as never)
+      .execute();
+  };
+  const row = (id: string) =>
+    db.db
+      .selectFrom('users')
+      .select(['balance_micros', 'held_micros', 'trial_balance_micros'])
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+  const usage = (userId: string, req: string, cost: number): UsageRecord => ({
+    request_id: req,
+    user_id: userId,
+    key_id: null,
+    endpoint: 'chat',
+    model: 'm',
+    provider: 'p',
+    prompt_tokens: 1,
+    completion_tokens: 1,
+    cached_tokens: 0,
+    reasoning_tokens: 0,
+    cost_micros: cost,
+    latency_ms: 1,
+    status: 'ok',
+    stream: 0,
+    app: null,
+    created_at: Date.now(),
+  });
+
+  it('sends the holds of one turn as one batch and never holds more than the balance', async () => {
+    await user('u1', 10_000);
+    const before = fast.stats.batches;
+    const now = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => fast.hold(`h1-${i}`, 'u1', null, 1_000, `r1-${i}`, now, 60_000)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(10);
+    expect(fast.stats.batches - before).toBe(1);
+    expect(await row('u1')).toEqual({ balance_micros: 10_000, held_micros: 10_000, trial_balance_micros: 0 });
+    const holds = await db.db.selectFrom('holds').select('id').where('user_id', '=', 'u1').execute();
+    expect(holds).toHaveLength(10);
+  });
+
+  it('undoes a failing operation alone and reports its SQLSTATE; the rest of the batch commits', async () => {
+    await user('u2', 10_000);
+    const now = Date.now();
+    expect(await fast.hold('h2', 'u2', null, 4_000, 'r2', now, 60_000)).toBe(true);
+    await fast.settle(null, 100, usage('u2', 'r2-dup', 100), null);
+    // One turn: a settle of the hold, a settle whose usage record repeats a request id, a new hold.
+    const [ok, dup, held] = await Promise.allSettled([
+      fast.settle('h2', 1_500, usage('u2', 'r2', 1_500), null),
+      fast.settle(null, 700, usage('u2', 'r2-dup', 700), null),
+      fast.hold('h3', 'u2', null, 2_000, 'r3', now, 60_000),
+    ]);
+    expect(ok).toEqual({ status: 'fulfilled', value: 8_400 });
+    expect(dup.status).toBe('rejected');
+    const err = (dup as PromiseRejectedResult).reason;
+    expect(err).toBeInstanceOf(BatchOpError);
+    expect(err.code).toBe('23505');
+    expect(held).toEqual({ status: 'fulfilled', value: true });
+    // the failed settle charged nothing and wrote no ledger row
+    expect(await row('u2')).toEqual({ balance_micros: 8_400, held_micros: 2_000, trial_balance_micros: 0 });
+    const ledger = await db.db
+      .selectFrom('ledger')
+      .select('amount_micros')
+      .where('user_id', '=', 'u2')
+      .execute();
+    expect(ledger.map((l) => l.amount_micros).sort()).toEqual([-100, -1_500].sort());
+  });
+
+  it('spends trial credits first, one ledger row per bucket', async () => {
+    await user('u3', 5_000, 1_000);
+    expect(await fast.hold('h4', 'u3', null, 3_000, 'r4', Date.now(), 60_000)).toBe(true);
+    expect(await fast.settle('h4', 2_500, usage('u3', 'r4', 2_500), null)).toBe(3_500);
+    expect(await row('u3')).toEqual({ balance_micros: 3_500, held_micros: 0, trial_balance_micros: 0 });
+    const ledger = await db.db
+      .selectFrom('ledger')
+      .select(['bucket', 'amount_micros', 'balance_after'])
+      .where('user_id', '=', 'u3')
+      .orderBy('id')
+      .execute();
+    expect(ledger).toEqual([
+      { bucket: 'trial', amount_micros: -1_000, balance_after: 0 },
+      { bucket: 'paid', amount_micros: -1_500, balance_after: 3_500 },
+    ]);
+  });
+});
