@@ -1,14 +1,15 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import type { AuditLog } from './log.js';
 
 /**
  * Every call of an admin route that got past authentication is audited (`admin.request`: method,
  * route, params, status), on top of the specific rows routes write for what they changed.
- * Install before routes are registered.
+ * Install before routes are registered. The hook is the admin routes' own: other routes (inference
+ * above all) never run it.
  */
 export function installAdminAudit(app: FastifyInstance, audit: AuditLog): void {
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.routeOptions.config?.auth !== 'admin' || !request.principal) return;
+  const hook = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.principal) return;
     await audit.recordRequest(request, {
       action: 'admin.request',
       resourceType: 'route',
@@ -19,5 +20,13 @@ export function installAdminAudit(app: FastifyInstance, audit: AuditLog): void {
         permission: request.routeOptions.config.permission ?? null,
       },
     });
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.config?.auth !== 'admin') return;
+    const own = route.onResponse;
+    route.onResponse = [
+      ...(Array.isArray(own) ? own : own ? [own] : []),
+      hook as onResponseHookHandler,
+    ] as typeof route.onResponse;
   });
 }

@@ -45,7 +45,7 @@ export class Upstreams {
   }
 
   request(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
-    const url = new URL(req.baseUrl + req.path);
+    const url = this.url(req.baseUrl + req.path);
     const headers: Record<string, string> = {
       ...req.headers,
       accept: req.headers.accept ?? 'application/json',
@@ -61,6 +61,20 @@ export class Upstreams {
       ...(t?.firstByteMs !== undefined ? { headersTimeout: t.firstByteMs } : {}),
       ...(t?.idleMs !== undefined ? { bodyTimeout: t.idleMs } : {}),
     });
+  }
+
+  /** Parsed upstream URLs: a handful of distinct ones (provider × endpoint), parsed once each. */
+  private readonly urls = new Map<string, { origin: string; pathname: string; search: string }>();
+
+  private url(href: string): { origin: string; pathname: string; search: string } {
+    let u = this.urls.get(href);
+    if (!u) {
+      const parsed = new URL(href);
+      u = { origin: parsed.origin, pathname: parsed.pathname, search: parsed.search };
+      if (this.urls.size >= 1000) this.urls.clear();
+      this.urls.set(href, u);
+    }
+    return u;
   }
 
   async close(): Promise<void> {
