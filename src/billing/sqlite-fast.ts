@@ -7,6 +7,7 @@ import type { UsageRecord } from './store.js';
 export function sqliteFastPath(db: Db): { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null {
   if (!db.sqlite) return null;
   const commits = new SqliteGroupCommit(db.sqlite, db.db);
+  db.beforeStatement?.(() => commits.beforeForeign());
   return { path: new SqliteBillingFastPath(db.sqlite), commits };
 }
 

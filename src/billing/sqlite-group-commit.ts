@@ -3,28 +3,40 @@ import type { Kysely } from 'kysely';
 
 interface Op {
   fn: () => unknown;
+  /** Answered after COMMIT (a settle), or as soon as it ran (a hold). */
+  durable: boolean;
   value?: unknown;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
 }
 
 /**
- * Group commit for SQLite. Operations (holds and settles) are queued; once per turn of the event
- * loop (setImmediate) every queued operation runs, back to back, in one IMMEDIATE transaction, each
- * in a savepoint of its own so that one that throws is undone alone, and then the transaction
- * commits. Every operation is answered only after that COMMIT, so a hold or a charge is exactly as
- * durable as with a transaction per request, at a fraction of the commits.
+ * Group commit for SQLite: one IMMEDIATE transaction per turn of the event loop for every hold and
+ * settle of that turn, each in a savepoint of its own so that one that throws is undone alone.
  *
- * Running the batch in one tight loop, rather than each operation as it arrives between other
- * requests' work, keeps SQLite's code and pages hot in the CPU's caches: the same statements cost
- * about a third less (README, Performance). No transaction of ours is ever open between two turns
- * of the event loop, so Kysely's statements never run inside one; while a Kysely transaction is
- * open (between two of its statements), the batch waits for Kysely's connection and runs after it.
+ * - A settle (durable) is queued. At the end of the turn (setImmediate) the queued settles run back
+ *   to back, the transaction commits, and only then is each answered: a settled charge is exactly
+ *   as durable as with a transaction per request. Running them in one tight loop, rather than each
+ *   as it arrives between other requests' work, keeps SQLite's code and pages hot in the CPU's
+ *   caches: the same statements cost about a third less.
+ * - A hold runs at once, inside the turn's transaction (opened by it if need be), and is answered
+ *   as soon as it ran: the write lock is held until the COMMIT at the end of the turn, so no other
+ *   writer sees the balance without it; should the COMMIT fail, the batch is replayed (below); a
+ *   process that dies before the COMMIT loses the hold together with the request it was for. A
+ *   request does not wait for a commit before it goes upstream.
+ *
+ * Other statements on the connection (Kysely's) first commit the open transaction (`beforeForeign`,
+ * wired to the connection's prepare), so nothing of theirs ever runs inside it; while a Kysely
+ * transaction is open, operations wait for Kysely's connection and run as one batch after it.
  */
 export class SqliteGroupCommit {
-  private pending: Op[] = [];
+  private open = false;
   private scheduled = false;
-  /** Transactions committed and operations run (for tests and diagnostics). */
+  /** Operations that ran in the open transaction. */
+  private batch: Op[] = [];
+  /** Operations waiting for the end of the turn (settles, and holds while Kysely has the connection). */
+  private pending: Op[] = [];
+  /** Transactions committed and operations in them (for tests and diagnostics). */
   readonly stats = { batches: 0, ops: 0 };
   private readonly begin: SQLite.Statement;
   private readonly commitStmt: SQLite.Statement;
@@ -48,10 +60,24 @@ export class SqliteGroupCommit {
     this.rollbackTo = sqlite.prepare('ROLLBACK TO op');
   }
 
-  /** Run `fn` in the next batch; the promise settles once that batch has committed. */
-  run<T>(fn: () => T): Promise<T> {
+  /** Run `fn` in this turn's transaction; answered after its COMMIT when `durable`, else once it ran. */
+  run<T>(fn: () => T, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ fn, resolve, reject });
+      const op: Op = { fn, durable, resolve, reject };
+      if (durable || (!this.open && this.sqlite.inTransaction)) {
+        // A settle, or a hold while a Kysely transaction is between two of its statements.
+        this.pending.push(op);
+      } else {
+        if (!this.open) {
+          this.begin.run(); // throws (rejecting this hold) when the database cannot start a transaction
+          this.open = true;
+        }
+        if (this.step(op)) {
+          this.batch.push(op);
+          resolve(op.value as T);
+        }
+        if (this.batch.length >= this.maxBatch) this.commit();
+      }
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flushSoon);
@@ -59,10 +85,14 @@ export class SqliteGroupCommit {
     });
   }
 
+  /** Commit the open transaction now (before a statement that is not ours runs on the connection). */
+  beforeForeign(): void {
+    if (this.open) this.commit();
+  }
+
   private flush(): void {
     this.scheduled = false;
-    if (this.pending.length === 0) return;
-    if (this.sqlite.inTransaction) {
+    if (!this.open && this.pending.length > 0 && this.sqlite.inTransaction) {
       // A Kysely transaction is between two of its statements: wait for its connection.
       void this.flushAfterKysely();
       return;
@@ -70,36 +100,24 @@ export class SqliteGroupCommit {
     this.runPending();
   }
 
-  /** Run every queued operation, at most `maxBatch` per transaction. Synchronous. */
+  /** Run the queued operations (at most `maxBatch` per transaction) and commit. Synchronous. */
   private runPending(): void {
-    while (this.pending.length > 0) {
+    do {
       const ops = this.pending.length <= this.maxBatch ? this.pending : this.pending.slice(0, this.maxBatch);
       this.pending = ops === this.pending ? [] : this.pending.slice(this.maxBatch);
-      this.runBatch(ops);
-    }
-  }
-
-  private runBatch(ops: Op[]): void {
-    try {
-      this.begin.run();
-    } catch (err) {
-      for (const op of ops) op.reject(err);
-      return;
-    }
-    const done: Op[] = [];
-    for (const op of ops) if (this.step(op)) done.push(op);
-    try {
-      this.commitStmt.run();
-    } catch {
-      // The COMMIT failed (a broken disk): nothing of the batch is written. Replay each operation,
-      // in order, in a transaction of its own, so what can be written is.
-      this.rollbackQuietly();
-      for (const op of done) this.runAlone(op);
-      return;
-    }
-    this.stats.batches++;
-    this.stats.ops += done.length;
-    for (const op of done) op.resolve(op.value);
+      if (!this.open) {
+        if (ops.length === 0) return;
+        try {
+          this.begin.run();
+          this.open = true;
+        } catch (err) {
+          for (const op of ops) op.reject(err);
+          continue;
+        }
+      }
+      for (const op of ops) if (this.step(op)) this.batch.push(op);
+      this.commit();
+    } while (this.pending.length > 0);
   }
 
   /** Run one operation in a savepoint; false (and rejected) when it threw, its writes undone. */
@@ -117,14 +135,36 @@ export class SqliteGroupCommit {
     }
   }
 
+  private commit(): void {
+    if (!this.open) return;
+    this.open = false;
+    const batch = this.batch;
+    this.batch = [];
+    try {
+      this.commitStmt.run();
+    } catch {
+      // The COMMIT failed (a broken disk): nothing of the batch is written. Replay each operation,
+      // in order, in a transaction of its own, so what can be written is.
+      this.rollbackQuietly();
+      for (const op of batch) this.runAlone(op);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.ops += batch.length;
+    for (const op of batch) if (op.durable) op.resolve(op.value);
+  }
+
   private async flushAfterKysely(): Promise<void> {
-    // Operations that arrive while this waits are queued and run in the same turn.
+    // Operations that arrive while this waits are queued and run in the same batch.
     this.scheduled = true;
     await this.kysely
       .connection()
       .execute(async () => {
         this.scheduled = false;
+        this.beforeForeign();
+        const ops = this.pending;
         this.runPending();
+        for (const op of ops) if (!op.durable && op.value !== undefined) op.resolve(op.value);
       })
       .catch((err: unknown) => {
         this.scheduled = false;
@@ -142,10 +182,10 @@ export class SqliteGroupCommit {
       this.commitStmt.run();
     } catch (e) {
       this.rollbackQuietly();
-      op.reject(e);
+      if (op.durable) op.reject(e);
       return;
     }
-    op.resolve(value);
+    if (op.durable) op.resolve(value);
   }
 
   private rollbackQuietly(): void {

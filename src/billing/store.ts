@@ -43,7 +43,9 @@ export class BillingStore {
     ttlMs: number,
   ) {
     const fast = this.fast;
-    if (fast) return fast.commits.run(() => fast.path.hold(id, userId, keyId, amount, requestId, now, ttlMs));
+    // Answered as soon as it ran (the write lock is held until the batch commits; see the group commit).
+    if (fast)
+      return fast.commits.run(() => fast.path.hold(id, userId, keyId, amount, requestId, now, ttlMs), false);
     if (this.pgFast) return this.pgFast.hold(id, userId, keyId, amount, requestId, now, ttlMs);
     return this.db.transaction().execute(async (trx) => {
       const r = await trx

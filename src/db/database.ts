@@ -17,6 +17,8 @@ export interface Db {
   sqlite?: SQLite.Database;
   /** PostgreSQL: the pool Kysely uses, for the hot path's named prepared statements. */
   pgPool?: pg.Pool;
+  /** SQLite: called before each of Kysely's statements (the group commit commits its open batch first). */
+  beforeStatement?: (hook: () => void) => void;
   close(): Promise<void>;
 }
 
@@ -29,8 +31,13 @@ const STATEMENT_CACHE = 500;
  */
 function withStatementCache(sqlite: SQLite.Database) {
   const cache = new Map<string, SQLite.Statement>();
+  let before: (() => void) | null = null;
   return {
+    setBefore(hook: () => void) {
+      before = hook;
+    },
     prepare(sql: string): SQLite.Statement {
+      before?.();
       let stmt = cache.get(sql);
       if (!stmt) {
         stmt = sqlite.prepare(sql);
@@ -39,7 +46,10 @@ function withStatementCache(sqlite: SQLite.Database) {
       }
       return stmt;
     },
-    close: () => sqlite.close(),
+    close: () => {
+      before?.();
+      sqlite.close();
+    },
   };
 }
 
@@ -58,6 +68,7 @@ export function openDatabase(target: DatabaseTarget): Db {
       db,
       dialect: 'sqlite',
       sqlite,
+      beforeStatement: (hook) => cached.setBefore(hook),
       close: async () => {
         await checkpointer?.close();
         await db.destroy();

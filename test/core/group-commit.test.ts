@@ -49,7 +49,7 @@ describe('SQLite group commit', () => {
       held_micros: number;
     };
   const hold = (id: string, amount: number) =>
-    fast.commits.run(() => fast.path.hold(id, 'u1', null, amount, `req-${id}`, Date.now(), 60_000));
+    fast.commits.run(() => fast.path.hold(id, 'u1', null, amount, `req-${id}`, Date.now(), 60_000), false);
   const usage = (id: string, cost: number): UsageRecord => ({
     request_id: `req-${id}`,
     user_id: 'u1',
@@ -71,21 +71,26 @@ describe('SQLite group commit', () => {
   const settle = (id: string, cost: number) =>
     fast.commits.run(() => fast.path.settle(id, cost, usage(id, cost), null));
 
-  it('answers a hold and a settle only once their batch has committed', async () => {
+  const endOfTurn = () => new Promise((r) => setImmediate(r));
+
+  it('answers a hold before its batch commits, and a settle only after', async () => {
     expect(await hold('h1', 4_000)).toBe(true);
-    // The hold's promise resolved: the other connection sees it.
+    // Answered, not yet committed: the other connection still reads the state before the hold.
+    expect(committed().held_micros).toBe(0);
+    // The turn's transaction commits at the end of the turn.
+    await endOfTurn();
     expect(committed().held_micros).toBe(4_000);
+
     expect(await settle('h1', 1_500)).toBe(8_500);
     // The settle's promise resolved: its charge is committed.
     expect(committed()).toEqual({ balance_micros: 8_500, held_micros: 0 });
   });
 
-  it('runs the operations of one turn of the event loop as one transaction', async () => {
+  it('runs the holds and settles of one turn of the event loop as one transaction', async () => {
     const before = { ...fast.commits.stats };
-    // Queued, not run: nothing happens before the turn ends.
-    const ops = [hold('h1', 1_000), hold('h2', 2_000), settle('h3', 300)];
+    const ops = [hold('h1', 1_000), settle('h3', 300), hold('h2', 2_000)];
     expect(committed().held_micros).toBe(0);
-    expect(await Promise.all(ops)).toEqual([true, true, 9_700]);
+    expect(await Promise.all(ops)).toEqual([true, 9_700, true]);
     expect(fast.commits.stats.batches - before.batches).toBe(1);
     expect(fast.commits.stats.ops - before.ops).toBe(3);
     expect(committed()).toEqual({ balance_micros: 9_700, held_micros: 3_000 });
@@ -94,6 +99,7 @@ describe('SQLite group commit', () => {
   it('never holds more than the balance, whatever the batching', async () => {
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => hold(`h${i}`, 1_000)));
     expect(results.filter(Boolean)).toHaveLength(10);
+    await endOfTurn();
     expect(committed().held_micros).toBe(10_000);
   });
 
@@ -116,18 +122,17 @@ describe('SQLite group commit', () => {
     });
   });
 
-  it("never runs inside Kysely's statements, nor they inside a batch", async () => {
-    const h = hold('h1', 1_000);
-    // A Kysely statement issued while the hold is queued runs on its own, before the batch.
-    await db.db.updateTable('users').set({ updated_at: 1 }).where('id', '=', 'u1').execute();
+  it("commits the open batch before any of Kysely's statements runs", async () => {
+    expect(await hold('h1', 1_000)).toBe(true);
     expect(committed().held_micros).toBe(0);
-    expect(await h).toBe(true);
-    expect(committed().held_micros).toBe(1_000);
-    // And a Kysely transaction right after the batch begins and commits normally.
+    // A Kysely transaction would fail to BEGIN inside our open batch; it commits the batch first.
     await db.db.transaction().execute(async (trx) => {
-      await trx.updateTable('users').set({ updated_at: 2 }).where('id', '=', 'u1').execute();
+      expect(committed().held_micros).toBe(1_000);
+      await trx.updateTable('users').set({ updated_at: 1 }).where('id', '=', 'u1').execute();
     });
-    expect(db.sqlite!.inTransaction).toBe(false);
+    // A settle queued behind Kysely's statements still runs, in a batch of its own.
+    expect(await settle('h1', 250)).toBe(9_750);
+    expect(committed()).toEqual({ balance_micros: 9_750, held_micros: 0 });
   });
 
   it('waits for an open Kysely transaction, then runs', async () => {
