@@ -34,6 +34,8 @@ export class PostgresBillingFastPath {
   private pending: Op[] = [];
   private scheduled = false;
   private inFlight = 0;
+  /** How many operations at the head of `pending` are to be sent one per statement. */
+  private alone = 0;
   /** Batches sent and operations in them (for tests and diagnostics). */
   readonly stats = { batches: 0, ops: 0 };
   private readonly flushSoon = () => {
@@ -114,6 +116,12 @@ export class PostgresBillingFastPath {
 
   private flush(): void {
     while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
+      if (this.alone > 0) {
+        // Operations of a refused batch, each on its own.
+        this.alone--;
+        void this.send([this.pending.shift()!]);
+        continue;
+      }
       const ops = this.pending.length <= this.maxBatch ? this.pending : this.pending.slice(0, this.maxBatch);
       this.pending = ops === this.pending ? [] : this.pending.slice(this.maxBatch);
       void this.send(ops);
@@ -138,11 +146,27 @@ export class PostgresBillingFastPath {
         else o.resolve(x.ok);
       });
     } catch (err) {
-      // The statement failed as a whole (connection lost, database down): nothing of it committed.
-      for (const o of ops) o.reject(err);
+      // The statement failed as a whole: nothing of it committed. When the server refused it (one
+      // operation's data it cannot take as jsonb, say a NUL character), send each operation alone, so
+      // only that one fails; when the connection or the database failed, every operation fails.
+      if (ops.length > 1 && refusedByServer(err)) {
+        this.pending.unshift(...ops);
+        this.alone += ops.length;
+      } else for (const o of ops) o.reject(err);
     } finally {
       this.inFlight--;
       this.flush();
     }
   }
+}
+
+/**
+ * The server answered the statement with an error about the statement itself (pg's DatabaseError
+ * carries the server's `severity`); not a lost connection (a socket error) or a server going away
+ * (class 08, and 57P0x: shutting down, cannot connect now).
+ */
+function refusedByServer(err: unknown): boolean {
+  const e = err as { code?: unknown; severity?: unknown };
+  if (typeof e?.severity !== 'string' || typeof e.code !== 'string') return false;
+  return !e.code.startsWith('08') && !e.code.startsWith('57P');
 }

@@ -107,6 +107,29 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
     expect(ledger.map((l) => l.amount_micros).sort()).toEqual([-100, -1_500].sort());
   });
 
+  it('a batch the server refuses as a whole (a NUL in one operation) is retried operation by operation', async () => {
+    await user('u4', 10_000);
+    const now = Date.now();
+    const bad = { ...usage('u4', 'r-nul', 100), app: 'bad\u0000app' };
+    const [held, nul, ok] = await Promise.allSettled([
+      fast.hold('h5', 'u4', null, 1_000, 'r5', now, 60_000),
+      fast.settle(null, 100, bad, null),
+      fast.settle(null, 200, usage('u4', 'r6', 200), null),
+    ]);
+    expect(held).toEqual({ status: 'fulfilled', value: true });
+    expect(nul.status).toBe('rejected');
+    expect((nul as PromiseRejectedResult).reason.code).toBe('22P05');
+    expect(ok).toEqual({ status: 'fulfilled', value: 9_800 });
+    expect(await row('u4')).toEqual({ balance_micros: 9_800, held_micros: 1_000, trial_balance_micros: 0 });
+    // and batching goes on afterwards
+    const before = fast.stats.batches;
+    await Promise.all([
+      fast.settle('h5', 0, usage('u4', 'r5', 0), null),
+      fast.settle(null, 0, usage('u4', 'r7', 0), null),
+    ]);
+    expect(fast.stats.batches - before).toBe(1);
+  });
+
   it('spends trial credits first, one ledger row per bucket', async () => {
     await user('u3', 5_000, 1_000);
     expect(await fast.hold('h4', 'u3', null, 3_000, 'r4', Date.now(), 60_000)).toBe(true);
