@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely';
 
 interface Op {
   fn: () => unknown;
-  /** Answered after COMMIT (a settle), or as soon as it ran (a hold). */
-  durable: boolean;
+  /** Already answered: a hold that ran at once. Every other operation is answered after its COMMIT. */
+  answered: boolean;
   value?: unknown;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
@@ -63,7 +63,7 @@ export class SqliteGroupCommit {
   /** Run `fn` in this turn's transaction; answered after its COMMIT when `durable`, else once it ran. */
   run<T>(fn: () => T, durable = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const op: Op = { fn, durable, resolve, reject };
+      const op: Op = { fn, answered: false, resolve, reject };
       if (durable || (!this.open && this.sqlite.inTransaction)) {
         // A settle, or a hold while a Kysely transaction is between two of its statements.
         this.pending.push(op);
@@ -74,6 +74,7 @@ export class SqliteGroupCommit {
         }
         if (this.step(op)) {
           this.batch.push(op);
+          op.answered = true;
           resolve(op.value as T);
         }
         if (this.batch.length >= this.maxBatch) this.commit();
@@ -151,7 +152,7 @@ export class SqliteGroupCommit {
     }
     this.stats.batches++;
     this.stats.ops += batch.length;
-    for (const op of batch) if (op.durable) op.resolve(op.value);
+    for (const op of batch) if (!op.answered) op.resolve(op.value);
   }
 
   private async flushAfterKysely(): Promise<void> {
@@ -162,9 +163,7 @@ export class SqliteGroupCommit {
       .execute(async () => {
         this.scheduled = false;
         this.beforeForeign();
-        const ops = this.pending;
         this.runPending();
-        for (const op of ops) if (!op.durable && op.value !== undefined) op.resolve(op.value);
       })
       .catch((err: unknown) => {
         this.scheduled = false;
@@ -182,10 +181,10 @@ export class SqliteGroupCommit {
       this.commitStmt.run();
     } catch (e) {
       this.rollbackQuietly();
-      if (op.durable) op.reject(e);
+      if (!op.answered) op.reject(e);
       return;
     }
-    if (op.durable) op.resolve(value);
+    if (!op.answered) op.resolve(value);
   }
 
   private rollbackQuietly(): void {

@@ -12,13 +12,16 @@ export function appOf(headers: Record<string, string | string[] | undefined>): s
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * The caller's own id for a request (`X-Client-Request-Id`, as OpenAI takes it, or `X-Request-Id`):
- * a correlation id echoed back as `x-client-request-id`. The gateway's `x-request-id` is always its
- * own, unique id (usage records and holds are keyed by it, so a reused caller id never skips a charge).
+ * The caller's own id for a request (`X-Client-Request-Id`, as OpenAI takes it, or `X-Request-Id`),
+ * as the `x-client-request-id` header that echoes it: a correlation id. The gateway's `x-request-id`
+ * is always its own, unique id (usage records and holds are keyed by it, so a reused caller id never
+ * skips a charge).
  */
-export function clientRequestId(headers: Record<string, string | string[] | undefined>): string | null {
+function clientRequestIdHeader(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string> {
   const v = headers['x-client-request-id'] ?? headers['x-request-id'];
-  return typeof v === 'string' && CLIENT_ID.test(v) ? v : null;
+  return typeof v === 'string' && CLIENT_ID.test(v) ? { 'x-client-request-id': v } : {};
 }
 
 type FromRequest =
@@ -48,11 +51,4 @@ export function inferenceCall(
     startedAt: request.startedAt,
     responseHeaders: clientRequestIdHeader(request.headers),
   };
-}
-
-function clientRequestIdHeader(
-  headers: Record<string, string | string[] | undefined>,
-): Record<string, string> {
-  const id = clientRequestId(headers);
-  return id ? { 'x-client-request-id': id } : {};
 }

@@ -7,6 +7,7 @@ import type { UsageRecord } from '../../src/billing/store.js';
 import { type Db, openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { usageRecord } from '../helpers/usage.js';
 
 /**
  * SQLite's group commit (src/billing/sqlite-group-commit.ts) on a real file, observed from a second
@@ -50,24 +51,7 @@ describe('SQLite group commit', () => {
     };
   const hold = (id: string, amount: number) =>
     fast.commits.run(() => fast.path.hold(id, 'u1', null, amount, `req-${id}`, Date.now(), 60_000), false);
-  const usage = (id: string, cost: number): UsageRecord => ({
-    request_id: `req-${id}`,
-    user_id: 'u1',
-    key_id: null,
-    endpoint: 'chat',
-    model: 'm',
-    provider: 'p',
-    prompt_tokens: 1,
-    completion_tokens: 1,
-    cached_tokens: 0,
-    reasoning_tokens: 0,
-    cost_micros: cost,
-    latency_ms: 1,
-    status: 'ok',
-    stream: 0,
-    app: null,
-    created_at: Date.now(),
-  });
+  const usage = (id: string, cost: number): UsageRecord => usageRecord('u1', `req-${id}`, cost);
   const settle = (id: string, cost: number) =>
     fast.commits.run(() => fast.path.settle(id, cost, usage(id, cost), null));
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchOpError, PostgresBillingFastPath } from '../../src/billing/postgres-fast.js';
-import type { UsageRecord } from '../../src/billing/store.js';
 import { parseDatabaseUrl } from '../../src/config/config.js';
 import { type Db, openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { usageRecord } from '../helpers/usage.js';
 
 /**
  * PostgreSQL's group commit (src/billing/postgres-fast.ts, migration 063) on a real server: what a
@@ -47,24 +47,6 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
       .select(['balance_micros', 'held_micros', 'trial_balance_micros'])
       .where('id', '=', id)
       .executeTakeFirstOrThrow();
-  const usage = (userId: string, req: string, cost: number): UsageRecord => ({
-    request_id: req,
-    user_id: userId,
-    key_id: null,
-    endpoint: 'chat',
-    model: 'm',
-    provider: 'p',
-    prompt_tokens: 1,
-    completion_tokens: 1,
-    cached_tokens: 0,
-    reasoning_tokens: 0,
-    cost_micros: cost,
-    latency_ms: 1,
-    status: 'ok',
-    stream: 0,
-    app: null,
-    created_at: Date.now(),
-  });
 
   it('sends the holds of one turn as one batch and never holds more than the balance', async () => {
     await user('u1', 10_000);
@@ -84,11 +66,11 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
     await user('u2', 10_000);
     const now = Date.now();
     expect(await fast.hold('h2', 'u2', null, 4_000, 'r2', now, 60_000)).toBe(true);
-    await fast.settle(null, 100, usage('u2', 'r2-dup', 100), null);
+    await fast.settle(null, 100, usageRecord('u2', 'r2-dup', 100), null);
     // One turn: a settle of the hold, a settle whose usage record repeats a request id, a new hold.
     const [ok, dup, held] = await Promise.allSettled([
-      fast.settle('h2', 1_500, usage('u2', 'r2', 1_500), null),
-      fast.settle(null, 700, usage('u2', 'r2-dup', 700), null),
+      fast.settle('h2', 1_500, usageRecord('u2', 'r2', 1_500), null),
+      fast.settle(null, 700, usageRecord('u2', 'r2-dup', 700), null),
       fast.hold('h3', 'u2', null, 2_000, 'r3', now, 60_000),
     ]);
     expect(ok).toEqual({ status: 'fulfilled', value: 8_400 });
@@ -110,11 +92,11 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
   it('a batch the server refuses as a whole (a NUL in one operation) is retried operation by operation', async () => {
     await user('u4', 10_000);
     const now = Date.now();
-    const bad = { ...usage('u4', 'r-nul', 100), app: 'bad\u0000app' };
+    const bad = { ...usageRecord('u4', 'r-nul', 100), app: 'bad\u0000app' };
     const [held, nul, ok] = await Promise.allSettled([
       fast.hold('h5', 'u4', null, 1_000, 'r5', now, 60_000),
       fast.settle(null, 100, bad, null),
-      fast.settle(null, 200, usage('u4', 'r6', 200), null),
+      fast.settle(null, 200, usageRecord('u4', 'r6', 200), null),
     ]);
     expect(held).toEqual({ status: 'fulfilled', value: true });
     expect(nul.status).toBe('rejected');
@@ -124,8 +106,8 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
     // and batching goes on afterwards
     const before = fast.stats.batches;
     await Promise.all([
-      fast.settle('h5', 0, usage('u4', 'r5', 0), null),
-      fast.settle(null, 0, usage('u4', 'r7', 0), null),
+      fast.settle('h5', 0, usageRecord('u4', 'r5', 0), null),
+      fast.settle(null, 0, usageRecord('u4', 'r7', 0), null),
     ]);
     expect(fast.stats.batches - before).toBe(1);
   });
@@ -133,7 +115,7 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
   it('spends trial credits first, one ledger row per bucket', async () => {
     await user('u3', 5_000, 1_000);
     expect(await fast.hold('h4', 'u3', null, 3_000, 'r4', Date.now(), 60_000)).toBe(true);
-    expect(await fast.settle('h4', 2_500, usage('u3', 'r4', 2_500), null)).toBe(3_500);
+    expect(await fast.settle('h4', 2_500, usageRecord('u3', 'r4', 2_500), null)).toBe(3_500);
     expect(await row('u3')).toEqual({ balance_micros: 3_500, held_micros: 0, trial_balance_micros: 0 });
     const ledger = await db.db
       .selectFrom('ledger')
