@@ -61,6 +61,9 @@ export function openDatabase(target: DatabaseTarget): Db {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
+    // Savepoints (one per group-committed hold and settle) journal the pages they touch; in a temp
+    // file that costs ~30 µs per request, in memory ~3 (freed at each RELEASE).
+    sqlite.pragma('temp_store = MEMORY');
     const cached = withStatementCache(sqlite);
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as never }) });
     const checkpointer = target.path === ':memory:' ? null : new Checkpointer(sqlite, target.path);

@@ -106,6 +106,51 @@ describe('SQLite group commit', () => {
     });
   });
 
+  it('undoes a hold that throws midway alone; holds already answered in its batch stay', async () => {
+    const first = hold('h1', 2_000);
+    const bad = fast.commits.run(() => {
+      fast.path.hold('h2', 'u1', null, 3_000, 'req-h2', Date.now(), 60_000); // ran: its writes must go
+      throw new Error('boom');
+    }, false);
+    const third = hold('h3', 1_000);
+    const settled = settle('h1', 500);
+    expect(await first).toBe(true);
+    await expect(bad).rejects.toThrow('boom');
+    expect(await third).toBe(true);
+    expect(await settled).toBe(9_500);
+    expect(committed()).toEqual({ balance_micros: 9_500, held_micros: 1_000 });
+    expect(other.prepare('SELECT id FROM holds ORDER BY id').all()).toEqual([{ id: 'h3' }]);
+  });
+
+  it('stays consistent when SQLite rolls a whole batch back (disk full), and recovers', async () => {
+    // Let the holds fit, then refuse any new page: the settles' inserts fail with SQLITE_FULL.
+    expect(await hold('h1', 1_000)).toBe(true);
+    expect(await hold('h2', 1_000)).toBe(true);
+    await endOfTurn();
+    const pages = db.sqlite!.pragma('page_count', { simple: true }) as number;
+    db.sqlite!.pragma(`max_page_count = ${pages}`);
+    const many = Array.from({ length: 200 }, (_, i) => `h${i + 1}`);
+    const results = await Promise.allSettled(many.map((id) => settle(id, 100)));
+    db.sqlite!.pragma('max_page_count = 1073741823');
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.length).toBeLessThan(many.length);
+    for (const f of failed) expect(String((f as PromiseRejectedResult).reason)).toMatch(/full/i);
+    // Whatever was answered is what is committed: each settled charge has its usage row, no more.
+    const charged = results.filter((r) => r.status === 'fulfilled').length;
+    const rows = other.prepare('SELECT count(*) AS n FROM usage_records').get() as { n: number };
+    expect(rows.n).toBe(charged);
+    expect(committed().balance_micros).toBe(10_000 - 100 * charged);
+    const held = other.prepare('SELECT coalesce(sum(amount_micros), 0) AS s FROM holds').get() as {
+      s: number;
+    };
+    expect(committed().held_micros).toBe(held.s);
+    // And it goes on working.
+    await db.db.updateTable('users').set({ balance_micros: 10_000 }).where('id', '=', 'u1').execute();
+    expect(await hold('later', 500)).toBe(true);
+    expect(await settle('later', 200)).toBe(9_800);
+  });
+
   it("commits the open batch before any of Kysely's statements runs", async () => {
     expect(await hold('h1', 1_000)).toBe(true);
     expect(committed().held_micros).toBe(0);
