@@ -6,7 +6,8 @@
  *   npm run bench -- --peer portkey       also measures @portkey-ai/gateway (installed into a temp dir)
  *   npm run bench -- --limits off         gateway with rate limits switched off (see LIMITS_OFF_ENV below)
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
- *                --database-url=URL (default: a fresh SQLite file), --redis-url=URL, --dev (tsx src/server.ts),
+ *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
+ *                server, dropped at the end, unless --keep-database), --redis-url=URL, --dev (tsx src/server.ts),
  *                --no-pin, --no-build
  *
  * Processes: the mock upstream and every load generator run pinned to CPU 0, the gateway (and the peer)
@@ -215,6 +216,36 @@ function ensureBuilt(): void {
   }
 }
 
+/** Set when the bench made a PostgreSQL database of its own. */
+const benchDatabase: { drop: (() => Promise<void>) | null } = { drop: null };
+
+/**
+ * The gateway's DATABASE_URL. On PostgreSQL the bench makes a database of its own on the given server
+ * (dropped at the end; `--keep-database` uses the given one as it is), so that no earlier run's rows,
+ * nor their dead row versions where autovacuum is off, are measured.
+ */
+async function benchDatabaseUrl(): Promise<string> {
+  const given = args['database-url'];
+  if (!given) return `sqlite:${join(work, 'gw.db')}`;
+  if (!/^postgres(ql)?:/.test(given) || args['keep-database'] === 'true') return given;
+  const { default: pg } = await import('pg');
+  const name = `gwz_bench_${process.pid}_${Date.now().toString(36)}`;
+  const admin = async (q: string) => {
+    const c = new pg.Client({ connectionString: given });
+    await c.connect();
+    try {
+      await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  benchDatabase.drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  const u = new URL(given);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
 async function startGateway(mockBase: string): Promise<Running> {
   const port = await freePort();
   const admin = `bench-admin-${process.pid}-${Date.now()}`;
@@ -222,7 +253,7 @@ async function startGateway(mockBase: string): Promise<Running> {
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: args['database-url'] ?? `sqlite:${join(work, 'gw.db')}`,
+    DATABASE_URL: await benchDatabaseUrl(),
     DATA_DIR: work,
     ADMIN_API_KEY: admin,
     GATEWAY_SECRET: 'bench-secret-0123456789abcdef',
@@ -746,5 +777,6 @@ try {
   await stopAll();
   // Keep logs and results; drop the bench's own database (it grows with every request measured).
   for (const f of ['gw.db', 'gw.db-wal', 'gw.db-shm']) rmSync(join(work, f), { force: true });
+  await benchDatabase.drop?.().catch((err: unknown) => log(`   could not drop the bench database: ${err}`));
 }
 process.exit(code);

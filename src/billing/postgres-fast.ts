@@ -3,6 +3,7 @@ import type { UsageRecord } from './store.js';
 
 interface Op {
   op: Record<string, unknown>;
+  user: string;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
 }
@@ -27,6 +28,11 @@ export class BatchOpError extends Error {
  * a few hundred requests per second). Every operation is answered only after the COMMIT. While
  * `maxInFlight` batches are at the server, new operations wait and go out together in the next one.
  *
+ * A user's operations are in at most one batch at the server at a time: two batches for the same
+ * user would only queue on that user's row lock, one transaction waiting for the other's commit, and
+ * the row's versions would pile up meanwhile (measured: one user, batches of 64, four at once: 400
+ * operations/s; one at a time: 9,000). Operations of a user whose batch is out wait for the next one.
+ *
  * Same effects as BillingStore's step-by-step version: trial credits are spent first, each bucket
  * touched gets its own ledger row, the hold is released and the usage record written.
  */
@@ -36,6 +42,8 @@ export class PostgresBillingFastPath {
   private inFlight = 0;
   /** How many operations at the head of `pending` are to be sent one per statement. */
   private alone = 0;
+  /** Users with operations in a batch at the server. */
+  private readonly busy = new Set<string>();
   /** Batches sent and operations in them (for tests and diagnostics). */
   readonly stats = { batches: 0, ops: 0 };
   private readonly flushSoon = () => {
@@ -106,7 +114,7 @@ export class PostgresBillingFastPath {
 
   private run<T>(op: Record<string, unknown>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ op, resolve, reject });
+      this.pending.push({ op, user: op.user as string, resolve, reject });
       if (!this.scheduled && this.inFlight < this.maxInFlight) {
         this.scheduled = true;
         setImmediate(this.flushSoon);
@@ -117,19 +125,52 @@ export class PostgresBillingFastPath {
   private flush(): void {
     while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
       if (this.alone > 0) {
-        // Operations of a refused batch, each on its own.
+        // Operations of a refused batch, each on its own, in order.
+        if (this.busy.has(this.pending[0]!.user)) return;
         this.alone--;
         void this.send([this.pending.shift()!]);
         continue;
       }
-      const ops = this.pending.length <= this.maxBatch ? this.pending : this.pending.slice(0, this.maxBatch);
-      this.pending = ops === this.pending ? [] : this.pending.slice(this.maxBatch);
+      const ops = this.takeBatch();
+      if (ops.length === 0) return; // every waiting operation's user has a batch out
       void this.send(ops);
     }
   }
 
+  /**
+   * The next batch: waiting operations of users with no batch out (at most `maxBatch`), ordered by
+   * user and, for each user, as they came. Every batch (of every process) thus locks users' rows in
+   * the same order, so two batches never deadlock: they would otherwise, when they hold two users'
+   * operations in opposite orders, and one of them would fail an operation a second later.
+   */
+  private takeBatch(): Op[] {
+    const { pending, busy } = this;
+    let ops: Op[];
+    if (pending.length <= this.maxBatch && busy.size === 0) {
+      this.pending = [];
+      ops = pending;
+    } else {
+      ops = [];
+      const rest: Op[] = [];
+      for (const o of pending) {
+        if (ops.length < this.maxBatch && !busy.has(o.user)) ops.push(o);
+        else rest.push(o);
+      }
+      // A user whose operations did not all fit is busy from now on, so the rest keep their order.
+      this.pending = rest;
+    }
+    return ops.sort(byUser); // stable: each user's operations keep their order
+  }
+
   private async send(ops: Op[]): Promise<void> {
     this.inFlight++;
+    const users: string[] = [];
+    for (const o of ops) {
+      if (!this.busy.has(o.user)) {
+        this.busy.add(o.user);
+        users.push(o.user);
+      }
+    }
     try {
       const r = await this.pool.query<{ r: Array<{ ok?: unknown; err?: string; code?: string }> }>({
         name: 'gwz_billing_batch_v1',
@@ -155,10 +196,13 @@ export class PostgresBillingFastPath {
       } else for (const o of ops) o.reject(err);
     } finally {
       this.inFlight--;
+      for (const u of users) this.busy.delete(u);
       this.flush();
     }
   }
 }
+
+const byUser = (a: Op, b: Op): number => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0);
 
 /**
  * The server answered the statement with an error about the statement itself (pg's DatabaseError

@@ -62,6 +62,92 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
     expect(holds).toHaveLength(10);
   });
 
+  it("never has two batches with the same user's operations at the server at once", async () => {
+    await user('solo', 1_000_000);
+    await user('other', 1_000_000);
+    // pg's pool, watched: which users each batch at the server carries, and which are out together.
+    const out: string[][] = [];
+    let overlap = 0;
+    let together = 0;
+    const pool = db.pgPool!;
+    const watched = {
+      query: async (q: { values: [string] }) => {
+        const users = [...new Set((JSON.parse(q.values[0]) as { user: string }[]).map((o) => o.user))];
+        if (out.length > 0) together++;
+        if (out.some((b) => b.some((u) => users.includes(u)))) overlap++;
+        out.push(users);
+        try {
+          return await pool.query(q as never);
+        } finally {
+          out.splice(out.indexOf(users), 1);
+        }
+      },
+    };
+    const watchedFast = new PostgresBillingFastPath(watched as never, 8, 4);
+    const now = Date.now();
+    const ops: Promise<unknown>[] = [];
+    for (let turn = 0; turn < 20; turn++) {
+      for (let i = 0; i < 6; i++) {
+        const n = `${turn}-${i}`;
+        // Two turns in three carry only the busy user's operations, the third only the other user's.
+        const who = turn % 3 === 2 ? 'other' : 'solo';
+        ops.push(watchedFast.hold(`hx-${n}`, who, null, 10, `rx-${n}`, now, 60_000));
+        ops.push(watchedFast.settle(`hx-${n}`, 7, usageRecord(who, `rx-${n}`, 7), null));
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const results = await Promise.all(ops);
+    expect(overlap).toBe(0);
+    expect(together).toBeGreaterThan(0); // different users' batches did go out side by side
+    expect(results.filter((r) => r === true)).toHaveLength(120);
+    // Every settle's balance is exact: each user's charges applied in order, none lost.
+    expect(await row('solo')).toEqual({
+      balance_micros: 1_000_000 - 84 * 7,
+      held_micros: 0,
+      trial_balance_micros: 0,
+    });
+    expect(await row('other')).toEqual({
+      balance_micros: 1_000_000 - 36 * 7,
+      held_micros: 0,
+      trial_balance_micros: 0,
+    });
+  });
+
+  it('two processes with the same users in opposite orders do not deadlock', async () => {
+    await user('da', 1_000_000);
+    await user('db', 1_000_000);
+    // Two fast paths on two pools: two gateway processes on one database.
+    const second = openDatabase(parseDatabaseUrl(t.url, t.dataDir, 4));
+    const locker = await db.pgPool!.connect();
+    try {
+      const p1 = new PostgresBillingFastPath(db.pgPool!);
+      const p2 = new PostgresBillingFastPath(second.pgPool!);
+      const now = Date.now();
+      // Someone holds da's row: process 1 (da, then db) waits for it at its first operation, and
+      // process 2 (db, then da) would take db's row first and wait for da after it.
+      await locker.query('BEGIN');
+      await locker.query("SELECT 1 FROM users WHERE id = 'da' FOR UPDATE");
+      const ops: Promise<unknown>[] = [];
+      const holds = (p: PostgresBillingFastPath, who: string, tag: string) => {
+        for (let i = 0; i < 5; i++)
+          ops.push(p.hold(`${tag}-${i}`, who, null, 1, `r${tag}-${i}`, now, 60_000));
+      };
+      holds(p1, 'da', 'p1a');
+      holds(p1, 'db', 'p1b');
+      holds(p2, 'db', 'p2b');
+      holds(p2, 'da', 'p2a');
+      await new Promise((r) => setTimeout(r, 300)); // both batches are at the server, waiting
+      await locker.query('COMMIT');
+      const results = await Promise.allSettled(ops);
+      expect(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
+      expect((await row('da')).held_micros).toBe(10);
+      expect((await row('db')).held_micros).toBe(10);
+    } finally {
+      locker.release();
+      await second.close();
+    }
+  });
+
   it('undoes a failing operation alone and reports its SQLSTATE; the rest of the batch commits', async () => {
     await user('u2', 10_000);
     const now = Date.now();
