@@ -21,8 +21,10 @@ export class BatchOpError extends Error {
 
 /**
  * The hold and the settle on PostgreSQL, group-committed: every hold and settle of one turn of the
- * event loop goes to the server as ONE statement, `gwz_billing_batch` (migration 063), which runs
- * them in order, each undone alone should it fail, in one transaction. One round trip, one lock of
+ * event loop goes to the server as ONE statement, `gwz_billing_batch_fast` (migration 064), which
+ * runs them in order in one transaction. Should one fail, the statement fails whole (nothing of it
+ * is written) and each operation is sent again alone, through `gwz_billing_batch`, which undoes and
+ * reports a failing operation by itself (a block per operation; too slow for every batch). One round trip, one lock of
  * a user's row and one commit for the whole batch, where a statement per operation meant a commit
  * each, queued one after another on the same user's row (a WAL flush each: that capped one user at
  * a few hundred requests per second). Every operation is answered only after the COMMIT. While
@@ -53,8 +55,8 @@ export class PostgresBillingFastPath {
 
   constructor(
     private readonly pool: pg.Pool,
-    /** At most this many operations per batch (each is a subtransaction; PostgreSQL caches 64 per transaction). */
-    private readonly maxBatch = 64,
+    /** At most this many operations per batch. */
+    private readonly maxBatch = 256,
     private readonly maxInFlight = 4,
   ) {}
 
@@ -172,11 +174,14 @@ export class PostgresBillingFastPath {
       }
     }
     try {
-      const r = await this.pool.query<{ r: Array<{ ok?: unknown; err?: string; code?: string }> }>({
-        name: 'gwz_billing_batch_v1',
-        text: 'SELECT gwz_billing_batch($1::jsonb) AS r',
-        values: [JSON.stringify(ops.map((o) => o.op))],
-      });
+      // Batches run without a subtransaction per operation (migration 064); one operation alone runs
+      // in a block of its own, which reports its failure with its SQLSTATE.
+      const r = await this.pool.query<{ r: Array<{ ok?: unknown; err?: string; code?: string }> }>(
+        ops.length === 1
+          ? { name: 'gwz_billing_batch_v1', text: 'SELECT gwz_billing_batch($1::jsonb) AS r' }
+          : { name: 'gwz_billing_batch_fast_v1', text: 'SELECT gwz_billing_batch_fast($1::jsonb) AS r' },
+        [JSON.stringify(ops.map((o) => o.op))],
+      );
       const results = r.rows[0]!.r;
       this.stats.batches++;
       this.stats.ops += ops.length;
@@ -188,8 +193,8 @@ export class PostgresBillingFastPath {
       });
     } catch (err) {
       // The statement failed as a whole: nothing of it committed. When the server refused it (one
-      // operation's data it cannot take as jsonb, say a NUL character), send each operation alone, so
-      // only that one fails; when the connection or the database failed, every operation fails.
+      // operation failed, or its data cannot be jsonb, say a NUL character), send each operation
+      // alone, so only that one fails; when the connection or the database failed, every one fails.
       if (ops.length > 1 && refusedByServer(err)) {
         this.pending.unshift(...ops);
         this.alone += ops.length;

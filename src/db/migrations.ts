@@ -12,6 +12,7 @@ import * as m060 from './migrations/060_fleet.js';
 import * as m061 from './migrations/061_drop_job_leases.js';
 import * as m062 from './migrations/062_lean_holds.js';
 import * as m063 from './migrations/063_pg_billing_batch.js';
+import * as m064 from './migrations/064_pg_billing_fast.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -31,6 +32,7 @@ const steps: Record<string, Step> = {
   '061_drop_job_leases': m061,
   '062_lean_holds': m062,
   '063_pg_billing_batch': m063,
+  '064_pg_billing_fast': m064,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
