@@ -4,7 +4,10 @@ import type { AddressInfo } from 'node:net';
 export interface Backend {
   name: string;
   port: number;
-  /** Set while the process is being killed or restarted; requests in flight then may fail. */
+  /**
+   * Set while the process is being killed or restarted: the proxy sends it no new request (a load
+   * balancer deregisters a target it stops), and requests in flight then may fail.
+   */
   down: boolean;
   /** Bumped on every kill: a request whose backend's generation changed was caught by the kill. */
   generation: number;
@@ -18,8 +21,12 @@ export interface ProxiedOutcome {
 
 /**
  * A small round-robin HTTP proxy for the cluster test: streams bodies both ways, skips backends
- * that refuse connections (as a load balancer does), and never re-sends a request a backend
- * received. It tags each response with the backend that served it.
+ * that are being stopped and those that refuse connections (as a load balancer does), and never
+ * re-sends a request a backend received. It tags each response with the backend that served it.
+ *
+ * Skipping a backend from the moment it is signalled matters for SIGTERM: a connection the kernel
+ * has completed but the process has not yet accepted when it closes its listening socket is reset,
+ * and the proxy cannot tell that reset from a process that died with the request.
  */
 export async function startRoundRobin(
   backends: Backend[],
@@ -33,7 +40,8 @@ export async function startRoundRobin(
       const body = Buffer.concat(chunks);
       let tries = 0;
       const attempt = () => {
-        const b = backends[next++ % backends.length]!;
+        let b = backends[next++ % backends.length]!;
+        for (let skip = 1; b.down && skip < backends.length; skip++) b = backends[next++ % backends.length]!;
         tries++;
         const gen = b.generation;
         let sent = false;
