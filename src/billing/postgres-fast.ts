@@ -21,10 +21,10 @@ export class BatchOpError extends Error {
 
 /**
  * The hold and the settle on PostgreSQL, group-committed: every hold and settle of one turn of the
- * event loop goes to the server as ONE statement, `gwz_billing_batch_fast` (migration 064), which
- * runs them in order in one transaction. Should one fail, the statement fails whole (nothing of it
- * is written) and each operation is sent again alone, through `gwz_billing_batch`, which undoes and
- * reports a failing operation by itself (a block per operation; too slow for every batch). One round trip, one lock of
+ * event loop goes to the server as ONE statement, `gwz_billing_run` (migration 064), which runs them
+ * in order in one transaction. Should one fail, the statement fails whole (nothing of it is written)
+ * and each operation is sent again alone, in a block of its own that undoes and reports a failing
+ * operation by itself (a block per operation is too slow for every batch). One round trip, one lock of
  * a user's row and one commit for the whole batch, where a statement per operation meant a commit
  * each, queued one after another on the same user's row (a WAL flush each: that capped one user at
  * a few hundred requests per second). Every operation is answered only after the COMMIT. While
@@ -176,12 +176,11 @@ export class PostgresBillingFastPath {
     try {
       // Batches run without a subtransaction per operation (migration 064); one operation alone runs
       // in a block of its own, which reports its failure with its SQLSTATE.
-      const r = await this.pool.query<{ r: Array<{ ok?: unknown; err?: string; code?: string }> }>(
-        ops.length === 1
-          ? { name: 'gwz_billing_batch_v1', text: 'SELECT gwz_billing_batch($1::jsonb) AS r' }
-          : { name: 'gwz_billing_batch_fast_v1', text: 'SELECT gwz_billing_batch_fast($1::jsonb) AS r' },
-        [JSON.stringify(ops.map((o) => o.op))],
-      );
+      const r = await this.pool.query<{ r: Array<{ ok?: unknown; err?: string; code?: string }> }>({
+        name: 'gwz_billing_run_v1',
+        text: 'SELECT gwz_billing_run($1::jsonb, $2::boolean) AS r',
+        values: [JSON.stringify(ops.map((o) => o.op)), ops.length === 1],
+      });
       const results = r.rows[0]!.r;
       this.stats.batches++;
       this.stats.ops += ops.length;

@@ -5,13 +5,14 @@ import type { Dialect } from '../database.js';
  * PostgreSQL: the billing batch (063) without a subtransaction per operation.
  *
  * - `gwz_billing_op(op)` is one hold or settle (the body 063 ran for each operation).
- * - `gwz_billing_batch(ops)` keeps its contract: each operation in a block of its own, a failing
- *   one undone alone and reported with its SQLSTATE. It is now what a single operation goes out as.
- * - `gwz_billing_batch_fast(ops)` runs the operations one after another in the statement's
- *   transaction, with no block each: a subtransaction per operation cost about a quarter of the
- *   batch (and PostgreSQL caches only 64 of them per transaction). Should any operation fail, the
- *   whole statement fails and nothing of it is written; the caller then sends each operation alone
- *   through `gwz_billing_batch`, so that only the failing one fails (src/billing/postgres-fast.ts).
+ * - `gwz_billing_run(ops, isolate)` runs the operations in order in the statement's transaction.
+ *   With `isolate`, each in a block of its own, a failing one undone alone and reported with its
+ *   SQLSTATE (063's contract; `gwz_billing_batch(ops)` is now that). Without, one after another with
+ *   no block: a subtransaction per operation cost about a quarter of the batch (and PostgreSQL
+ *   caches only 64 of them per transaction); should any operation fail, the whole statement fails
+ *   and nothing of it is written. The caller sends batches without and then, after such a failure,
+ *   each operation alone with `isolate`, so that only the failing one fails
+ *   (src/billing/postgres-fast.ts).
  */
 export async function up(db: Kysely<any>, dialect: Dialect): Promise<void> {
   if (dialect !== 'postgres') return;
@@ -80,7 +81,7 @@ BEGIN
 END
 $fn$`.execute(db);
   await sql`
-CREATE OR REPLACE FUNCTION gwz_billing_batch(ops jsonb) RETURNS jsonb LANGUAGE plpgsql AS $fn$
+CREATE OR REPLACE FUNCTION gwz_billing_run(ops jsonb, isolate boolean) RETURNS jsonb LANGUAGE plpgsql AS $fn$
 DECLARE
   op jsonb;
   res jsonb := '[]'::jsonb;
@@ -89,6 +90,10 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
   FOR op IN SELECT value FROM jsonb_array_elements(ops) LOOP
+    IF NOT isolate THEN
+      res := res || jsonb_build_array(gwz_billing_op(op));
+      CONTINUE;
+    END IF;
     BEGIN
       res := res || jsonb_build_array(gwz_billing_op(op));
     EXCEPTION WHEN OTHERS THEN
@@ -98,19 +103,9 @@ BEGIN
   RETURN res;
 END
 $fn$`.execute(db);
+  // 063's entry point, for a process still running the previous release during a rolling upgrade.
   await sql`
-CREATE OR REPLACE FUNCTION gwz_billing_batch_fast(ops jsonb) RETURNS jsonb LANGUAGE plpgsql AS $fn$
-DECLARE
-  op jsonb;
-  res jsonb := '[]'::jsonb;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(ops) e WHERE e->>'k' = 's') THEN
-    PERFORM set_config('synchronous_commit', 'off', true);
-  END IF;
-  FOR op IN SELECT value FROM jsonb_array_elements(ops) LOOP
-    res := res || jsonb_build_array(gwz_billing_op(op));
-  END LOOP;
-  RETURN res;
-END
+CREATE OR REPLACE FUNCTION gwz_billing_batch(ops jsonb) RETURNS jsonb LANGUAGE sql AS $fn$
+  SELECT gwz_billing_run(ops, true)
 $fn$`.execute(db);
 }
