@@ -41,8 +41,19 @@ export function inferenceCall(
 ): InferenceCall {
   // The routes refuse sessions in the auth hook (config.inference); this holds for any route that bills.
   if (principal.kind === 'session') throw sessionRefused();
-  return {
-    ...spec,
+  // Every field named (no spread): one object shape for every endpoint's call, built in one step.
+  // The type lists every key, optional ones too, so a field added to InferenceCall cannot be dropped.
+  const call: { [K in keyof Required<InferenceCall>]: InferenceCall[K] } = {
+    endpoint: spec.endpoint,
+    model: spec.model,
+    providerPref: spec.providerPref,
+    fallbackModels: spec.fallbackModels,
+    stream: spec.stream,
+    promptTokensBound: spec.promptTokensBound,
+    maxOutputTokens: spec.maxOutputTokens,
+    choices: spec.choices,
+    units: spec.units,
+    priceOf: spec.priceOf,
     requestId: request.id,
     principal,
     app: appOf(request.headers),
@@ -51,4 +62,5 @@ export function inferenceCall(
     startedAt: request.startedAt,
     responseHeaders: clientRequestIdHeader(request.headers),
   };
+  return call;
 }

@@ -41,7 +41,7 @@ export async function relayStream(
 ): Promise<void> {
   const raw = io.reply.raw;
   io.reply.hijack();
-  raw.writeHead(200, { ...SSE_HEADERS, ...io.gatewayHeaders() });
+  raw.writeHead(200, Object.assign(io.gatewayHeaders(), SSE_HEADERS));
   const splitter = new SseSplitter();
   let out = '';
   let broke: Error | null = null;

@@ -39,7 +39,7 @@ export async function relayChatStream(
     if (started) return;
     started = true;
     io.reply.hijack();
-    raw.writeHead(200, { ...SSE_HEADERS, ...io.gatewayHeaders() });
+    raw.writeHead(200, Object.assign(io.gatewayHeaders(), SSE_HEADERS));
   };
   const splitter = new SseSplitter();
   let usage: Usage | null = null;
