@@ -535,24 +535,31 @@ export function formatDuration(ms: number): string {
   return `${s}s`;
 }
 
+/** The header names per dimension, built once (a key built per request is hashed anew each time). */
+const RATE_LIMIT_HEADERS = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const;
+
 /** The tightest requests and tokens limits of the request as OpenAI's x-ratelimit-* headers. */
 function rateLimitHeaders(counters: CounterSpec[], meta: Meta[], r: CheckResult): Record<string, string> {
   const h: Record<string, string> = {};
   for (const dim of ['requests', 'tokens'] as const) {
     let best = -1;
     let bestRemaining = Number.POSITIVE_INFINITY;
-    counters.forEach((c, i) => {
-      if (meta[i]!.dim !== dim) return;
-      const remaining = Math.max(0, c.limit - r.used[i]!);
+    for (let i = 0; i < counters.length; i++) {
+      if (meta[i]!.dim !== dim) continue;
+      const remaining = Math.max(0, counters[i]!.limit - r.used[i]!);
       if (remaining < bestRemaining) {
         best = i;
         bestRemaining = remaining;
       }
-    });
+    }
     if (best < 0) continue;
-    h[`x-ratelimit-limit-${dim}`] = String(counters[best]!.limit);
-    h[`x-ratelimit-remaining-${dim}`] = String(bestRemaining);
-    h[`x-ratelimit-reset-${dim}`] = formatDuration(r.resetMs[best]!);
+    const [limit, remaining, reset] = RATE_LIMIT_HEADERS[dim];
+    h[limit] = String(counters[best]!.limit);
+    h[remaining] = String(bestRemaining);
+    h[reset] = formatDuration(r.resetMs[best]!);
   }
   return h;
 }
