@@ -168,13 +168,11 @@ export class SqliteGroupCommit {
       }
     }
     // SQLite rolled the whole transaction back itself (I/O error, disk full), or the savepoints
-    // failed: nothing of it is written. Each operation runs in a transaction of its own, as after a
-    // failed COMMIT; the one that threw last, so it is answered with its error if it throws again.
-    this.rollbackQuietly();
+    // failed: as after a failed COMMIT. The one that threw runs last, so it is answered with its
+    // error if it throws again.
     this.open = false;
     this.batch = [];
-    for (const op of ran) this.runAlone(op);
-    this.runAlone(failed);
+    this.replayAlone([...ran, failed]);
     return false;
   }
 
@@ -185,7 +183,6 @@ export class SqliteGroupCommit {
       this.rollbackToBatch.run();
       return true;
     } catch {
-      this.rollbackQuietly();
       return false;
     }
   }
@@ -217,10 +214,7 @@ export class SqliteGroupCommit {
     try {
       this.commitStmt.run();
     } catch {
-      // The COMMIT failed (a broken disk): nothing of the batch is written. Replay each operation,
-      // in order, in a transaction of its own, so what can be written is.
-      this.rollbackQuietly();
-      for (const op of batch) this.runAlone(op);
+      this.replayAlone(batch); // the COMMIT failed (a broken disk)
       return;
     }
     this.stats.batches++;
@@ -244,6 +238,15 @@ export class SqliteGroupCommit {
         this.pending = [];
         for (const op of ops) op.reject(err);
       });
+  }
+
+  /**
+   * Nothing of the open transaction is written (its COMMIT failed, or SQLite rolled it back): run
+   * each operation again, in order, in a transaction of its own, so what can be written is.
+   */
+  private replayAlone(ops: Op[]): void {
+    this.rollbackQuietly();
+    for (const op of ops) this.runAlone(op);
   }
 
   private runAlone(op: Op): void {
