@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Price } from '../billing/cost.js';
 import type { Config } from '../config/config.js';
+import { RequestAbort } from '../lib/abort.js';
 import type { CatalogModel, ProviderDefinition } from '../providers/types.js';
 import type { Upstreams } from '../providers/upstream.js';
 import { priceFromPerToken, priceFromSpec } from './price.js';
@@ -66,13 +67,15 @@ export class Catalog {
 
   private async syncProvider(p: EnabledProvider): Promise<void> {
     const name = p.def.name;
+    const abort = new RequestAbort();
+    const timer = setTimeout(() => abort.abort(new Error('catalog request timed out after 30 s')), 30_000);
     try {
       const res = await this.upstreams.request({
         baseUrl: p.baseUrl,
         path: p.def.catalogPath ?? '/models',
         method: 'GET',
         headers: p.headers,
-        signal: AbortSignal.timeout(30_000),
+        abort,
       });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
@@ -104,6 +107,8 @@ export class Catalog {
       const message = (err as Error).message ?? String(err);
       this.log.warn({ provider: name, error: message }, 'catalog sync failed; keeping stored models');
       await this.store.markFailed(name, message);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

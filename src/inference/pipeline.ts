@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
-import type { Dispatcher } from 'undici';
 import type { Principal } from '../accounts/principal.js';
 import { affordableCompletionTokens, costOf, emptyUsage, type Price, type Usage } from '../billing/cost.js';
 import type { BillingStore, UsageRecord } from '../billing/store.js';
+import { RequestAbort } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import { microsToUsd } from '../lib/money.js';
-import type { Upstreams } from '../providers/upstream.js';
+import type { UpstreamResponse, Upstreams } from '../providers/upstream.js';
 import {
   type AttemptRunner,
   ClientGone,
@@ -64,7 +64,7 @@ export interface RespondIO {
   attempts: number;
   reply: FastifyReply;
   /** Aborted when the client goes away or the request's total time runs out. */
-  signal: AbortSignal;
+  signal: RequestAbort;
   clientGone(): boolean;
   /** ms spent upstream so far (from send to now). */
   upstreamMs(): number;
@@ -84,7 +84,7 @@ export interface Adapter {
   ): { path: string; body: string; headers?: Record<string, string> };
   /** Adapters whose relay can fail after the first byte (streams) say so, for the circuit breaker. */
   // biome-ignore lint/suspicious/noConfusingVoidType: most adapters return nothing
-  respond(res: Dispatcher.ResponseData, io: RespondIO): Promise<void | RespondOutcome>;
+  respond(res: UpstreamResponse, io: RespondIO): Promise<void | RespondOutcome>;
   /** Response cache support: whether the body asked for it (`cache: true`) and the request's key (null: not cacheable). */
   cache?: { requested: boolean; key(userId: string): string | null };
 }
@@ -207,7 +207,7 @@ export class Pipeline {
     let target: Target | null = null;
     const totalMs = requestTimeoutMs(call.headers, deps.totalTimeoutMs);
     const deadline = Date.now() + totalMs;
-    const abort = new AbortController();
+    const abort = new RequestAbort();
     let gone = false;
     const onClose = () => {
       if (!reply.raw.writableFinished) {
@@ -276,7 +276,7 @@ export class Pipeline {
         target: t,
         attempts,
         reply,
-        signal: abort.signal,
+        signal: abort,
         clientGone: () => gone,
         upstreamMs: () => performance.now() - sentAt,
         gatewayHeaders: () => this.headers(call, t, attempts, hold.cap, sentAt),
@@ -330,7 +330,7 @@ export class Pipeline {
             started: () => reply.sent || reply.raw.headersSent,
             gone: () => gone,
           },
-          abort.signal,
+          abort,
           deadline,
           deps.upstreamGate,
         );

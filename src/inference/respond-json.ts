@@ -1,6 +1,6 @@
-import type { Dispatcher } from 'undici';
 import type { Usage } from '../billing/cost.js';
 import { GatewayError } from '../lib/errors.js';
+import type { UpstreamResponse } from '../providers/upstream.js';
 import type { RespondIO } from './pipeline.js';
 
 export const UPSTREAM_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -18,7 +18,7 @@ export interface JsonRespondOptions {
 
 /** Read an upstream JSON body, settle the exact cost, then answer: settle → respond. */
 export async function respondJson(
-  res: Dispatcher.ResponseData,
+  res: UpstreamResponse,
   io: RespondIO,
   opts: JsonRespondOptions,
 ): Promise<void> {

@@ -1,18 +1,19 @@
 import type { ServerResponse } from 'node:http';
+import type { RequestAbort } from '../lib/abort.js';
 
 /** Wait for a slow client to drain, or for it to go away: back-pressure without buffering. */
-export function drain(raw: ServerResponse, signal: AbortSignal): Promise<void> {
+export function drain(raw: ServerResponse, signal: RequestAbort): Promise<void> {
   if (raw.destroyed || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       raw.off('drain', done);
       raw.off('close', done);
-      signal.removeEventListener('abort', done);
+      signal.off(done);
       resolve();
     };
     raw.on('drain', done);
     raw.on('close', done);
-    signal.addEventListener('abort', done);
+    signal.on(done);
   });
 }
 

@@ -1,5 +1,5 @@
-import type { Dispatcher } from 'undici';
 import type { Usage } from '../billing/cost.js';
+import type { UpstreamResponse } from '../providers/upstream.js';
 import type { RespondIO } from './pipeline.js';
 import { type SseEvent, SseSplitter } from './sse.js';
 import { drain, SSE_HEADERS, sseData } from './stream-io.js';
@@ -32,7 +32,7 @@ export interface StreamCodec {
 
 /** Relay a stream through a codec: never buffering it, settling before the terminal event. */
 export async function relayStream(
-  res: Dispatcher.ResponseData,
+  res: UpstreamResponse,
   io: RespondIO,
   codec: StreamCodec,
   count: (text: string) => Promise<Usage>,

@@ -1,4 +1,8 @@
-import { type Dispatcher, Pool } from './undici.js';
+import type { RequestAbort } from '../lib/abort.js';
+import { Pool } from './undici.js';
+import { UpstreamCall, type UpstreamResponse } from './upstream-call.js';
+
+export type { UpstreamBody, UpstreamResponse } from './upstream-call.js';
 
 export interface UpstreamTimeouts {
   connectMs: number;
@@ -12,7 +16,8 @@ export interface UpstreamRequest {
   method?: 'GET' | 'POST';
   headers: Record<string, string>;
   body?: string;
-  signal?: AbortSignal;
+  /** The request's abort: ends the call at any stage. */
+  abort?: RequestAbort;
   /** Per-request overrides (per-provider settings, the request's remaining time). */
   timeouts?: Partial<UpstreamTimeouts>;
 }
@@ -44,7 +49,7 @@ export class Upstreams {
     return p;
   }
 
-  request(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+  request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = this.url(req.baseUrl + req.path);
     const headers: Record<string, string> = {
       ...req.headers,
@@ -52,14 +57,19 @@ export class Upstreams {
     };
     if (req.body !== undefined) headers['content-type'] = 'application/json';
     const t = req.timeouts;
-    return this.pool(url.origin, t?.connectMs).request({
-      method: req.method ?? 'POST',
-      path: url.pathname + url.search,
-      headers,
-      body: req.body,
-      signal: req.signal,
-      ...(t?.firstByteMs !== undefined ? { headersTimeout: t.firstByteMs } : {}),
-      ...(t?.idleMs !== undefined ? { bodyTimeout: t.idleMs } : {}),
+    const pool = this.pool(url.origin, t?.connectMs);
+    return new Promise((resolve, reject) => {
+      pool.dispatch(
+        {
+          method: req.method ?? 'POST',
+          path: url.pathname + url.search,
+          headers,
+          body: req.body,
+          headersTimeout: t?.firstByteMs,
+          bodyTimeout: t?.idleMs,
+        },
+        new UpstreamCall(resolve, reject, req.abort),
+      );
     });
   }
 

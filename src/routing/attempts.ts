@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { fromNetworkError, fromUpstreamResponse, readLimited } from '../inference/upstream-error.js';
+import type { RequestAbort } from '../lib/abort.js';
 import { GatewayError } from '../lib/errors.js';
-import { type Dispatcher, errors as undiciErrors } from '../providers/undici.js';
-import type { Upstreams } from '../providers/upstream.js';
+import { errors as undiciErrors } from '../providers/undici.js';
+import type { UpstreamResponse, Upstreams } from '../providers/upstream.js';
 import type { Balancer } from './balancer.js';
 import { breakerKeys, type CircuitBreakers } from './breaker.js';
 import type { RoutingSettings } from './config.js';
@@ -26,7 +27,7 @@ export interface AttemptHooks {
   /** Relay a 2xx response; throws when it failed before anything reached the client. */
   respond(
     t: Target,
-    res: Dispatcher.ResponseData,
+    res: UpstreamResponse,
     attempt: number,
     sentAt: number,
   ): Promise<RespondOutcome | undefined>;
@@ -93,7 +94,7 @@ export class AttemptRunner {
   async run(
     targets: Target[],
     hooks: AttemptHooks,
-    signal: AbortSignal,
+    signal: RequestAbort,
     deadline: number,
     gate?: UpstreamGate,
   ): Promise<AttemptResult> {
@@ -165,7 +166,7 @@ export class AttemptRunner {
   private async once(
     t: Target,
     hooks: AttemptHooks,
-    signal: AbortSignal,
+    signal: RequestAbort,
     deadline: number,
     attempt: number,
     gate?: UpstreamGate,
@@ -187,14 +188,14 @@ export class AttemptRunner {
     const measured = this.deps.balancer.begin(provider, t.entry.id);
     const sentAt = performance.now();
     try {
-      let res: Dispatcher.ResponseData;
+      let res: UpstreamResponse;
       try {
         res = await this.deps.upstreams.request({
           baseUrl: t.provider.baseUrl,
           path: up.path,
           headers: up.headers ? { ...t.provider.headers, ...up.headers } : t.provider.headers,
           body: up.body,
-          signal,
+          abort: signal,
           timeouts: this.timeoutsFor(t, deadline),
         });
       } catch (err) {
@@ -276,17 +277,17 @@ function isUpstreamError(err: unknown): boolean {
   );
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+function sleep(ms: number, signal: RequestAbort): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      signal.off(onAbort);
       resolve(true);
     }, ms);
     const onAbort = () => {
       clearTimeout(timer);
       resolve(false);
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal.on(onAbort);
   });
 }

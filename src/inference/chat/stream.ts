@@ -1,6 +1,8 @@
 import type { Usage } from '../../billing/cost.js';
+import type { RequestAbort } from '../../lib/abort.js';
 import { GatewayError } from '../../lib/errors.js';
-import { type Dispatcher, errors as undiciErrors } from '../../providers/undici.js';
+import { errors as undiciErrors } from '../../providers/undici.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { RespondOutcome } from '../../routing/attempts.js';
 import type { RespondIO } from '../pipeline.js';
 import { type SseEvent, SseSplitter } from '../sse.js';
@@ -23,7 +25,7 @@ const MAX_CAPTURE_BYTES = 4 * 1024 * 1024;
  * back; once a byte went out, a failure becomes an SSE error event and what was delivered is charged.
  */
 export async function relayChatStream(
-  res: Dispatcher.ResponseData,
+  res: UpstreamResponse,
   io: RespondIO,
   opts: {
     clientWantsUsage: boolean;
@@ -171,7 +173,7 @@ function streamFailure(
   provider: string,
   broke: Error | null,
   upstreamError: any,
-  signal: AbortSignal,
+  signal: RequestAbort,
 ): GatewayError {
   if (upstreamError) {
     const m = typeof upstreamError?.message === 'string' ? upstreamError.message : 'error event';

@@ -1,5 +1,4 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Dispatcher } from 'undici';
 import { emptyUsage, type Usage } from '../../billing/cost.js';
 import { GatewayError } from '../../lib/errors.js';
 import { chatToAnthropicUpstream } from '../../providers/anthropic/chat-adapter.js';
@@ -7,6 +6,7 @@ import { usesJsonTool } from '../../providers/anthropic/request.js';
 import { anthropicToChatCompletion } from '../../providers/anthropic/response.js';
 import { anthropicChunkDecoder } from '../../providers/anthropic/stream.js';
 import { parseAnthropicUsage } from '../../providers/anthropic/usage.js';
+import type { UpstreamResponse } from '../../providers/upstream.js';
 import { countChatUsage } from '../chat/count.js';
 import type { Adapter, RespondIO } from '../pipeline.js';
 import { UPSTREAM_MAX_BODY_BYTES } from '../respond-json.js';
@@ -151,7 +151,7 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
   };
 }
 
-async function readUpstreamJson(res: Dispatcher.ResponseData, io: RespondIO): Promise<Obj> {
+async function readUpstreamJson(res: UpstreamResponse, io: RespondIO): Promise<Obj> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of res.body) {

@@ -1,10 +1,10 @@
-import type { Dispatcher } from 'undici';
 import { countChatUsage } from '../../inference/chat/count.js';
 import type { RespondIO } from '../../inference/pipeline.js';
 import { respondJson } from '../../inference/respond-json.js';
 import { chatChunkEncoder, composeCodec, relayStream } from '../../inference/translated-stream.js';
 import { badRequest } from '../../lib/errors.js';
 import type { Target } from '../../routing/router.js';
+import type { UpstreamResponse } from '../upstream.js';
 import { chatToAnthropicRequest, usesJsonTool } from './request.js';
 import { anthropicToChatCompletion } from './response.js';
 import { anthropicChunkDecoder } from './stream.js';
@@ -36,7 +36,7 @@ export function chatToAnthropicUpstream(body: Obj, target: Target, cap: number |
 
 /** …and the answer (JSON or event stream) comes back as a chat completion. */
 export function respondChatFromAnthropic(
-  res: Dispatcher.ResponseData,
+  res: UpstreamResponse,
   io: RespondIO,
   body: Obj,
   onComplete?: (text: string) => Promise<void>,

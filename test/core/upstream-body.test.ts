@@ -1,0 +1,147 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RequestAbort } from '../../src/lib/abort.js';
+import { errors } from '../../src/providers/undici.js';
+import { Upstreams } from '../../src/providers/upstream.js';
+
+/** The gateway's upstream body (src/providers/upstream-call.ts) against a real HTTP server. */
+describe('upstream bodies', () => {
+  const MiB = 1024 * 1024;
+  let server: http.Server;
+  let base: string;
+  /** Bytes the server's socket accepted for the current /big answer. */
+  let flushed = 0;
+  let bigDone: Promise<void> = Promise.resolve();
+  const upstreams = new Upstreams({ connectMs: 2_000, firstByteMs: 5_000, idleMs: 5_000 });
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/big') {
+        // 256 MiB, written only as fast as the reader takes it.
+        flushed = 0;
+        const chunk = Buffer.alloc(64 * 1024, 97);
+        let left = 4096;
+        bigDone = new Promise((done) => {
+          const pump = () => {
+            while (left > 0) {
+              left--;
+              const ok = res.write(chunk, () => {
+                flushed += chunk.length;
+              });
+              if (!ok) return void res.once('drain', pump);
+            }
+            res.end(done);
+          };
+          res.on('close', done);
+          pump();
+        });
+        return;
+      }
+      if (req.url === '/half') {
+        // Part of the body, then the connection dies.
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('x'.repeat(40), () => setTimeout(() => res.destroy(), 50));
+        return;
+      }
+      if (req.url === '/stall') {
+        res.writeHead(200);
+        res.write('first');
+        return; // never finishes: the body timeout or an abort ends it
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'x-twice': ['a', 'b'] });
+      res.end(JSON.stringify({ path: req.url, method: req.method }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await upstreams.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('status, headers (repeated ones as arrays) and the body as text', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/v1/x?q=1', headers: {}, body: '{}' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.headers['x-twice']).toEqual(['a', 'b']);
+    expect(JSON.parse(await res.body.text())).toEqual({ path: '/v1/x?q=1', method: 'POST' });
+  });
+
+  it('a reader that stops reading stops the upstream socket (back-pressure), then gets every byte', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/big', method: 'GET', headers: {} });
+    const it = res.body[Symbol.asyncIterator]();
+    let read = (await it.next()).value!.length;
+    await new Promise((r) => setTimeout(r, 500));
+    // Paused: the server got no further than the kernel's socket buffers plus our 64 KiB queue.
+    const whilePaused = flushed;
+    expect(whilePaused).toBeLessThan(48 * MiB);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(flushed).toBe(whilePaused);
+    for (let r = await it.next(); !r.done; r = await it.next()) read += r.value.length;
+    await bigDone;
+    expect(read).toBe(256 * MiB);
+    expect(flushed).toBe(256 * MiB);
+  });
+
+  it('a connection that dies mid-body: the chunks read so far, then the error', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/half', method: 'GET', headers: {} });
+    let got = '';
+    const err = await (async () => {
+      for await (const c of res.body) got += c.toString();
+    })().catch((e: Error) => e);
+    expect(got).toBe('x'.repeat(40));
+    expect(err).toBeInstanceOf(errors.UndiciError);
+    expect(res.body.destroyed).toBe(true);
+  });
+
+  it('the request’s abort mid-body ends the reader with its reason and closes the socket', async () => {
+    const ac = new RequestAbort();
+    const res = await upstreams.request({
+      baseUrl: base,
+      path: '/stall',
+      method: 'GET',
+      headers: {},
+      abort: ac,
+    });
+    const it = res.body[Symbol.asyncIterator]();
+    expect((await it.next()).value!.toString()).toBe('first');
+    const reason = new Error('client closed the connection');
+    setTimeout(() => ac.abort(reason), 50);
+    await expect(it.next()).rejects.toBe(reason);
+  });
+
+  it('an abort before the answer rejects the request with the reason', async () => {
+    const ac = new RequestAbort();
+    const reason = new Error('total timeout');
+    ac.abort(reason);
+    await expect(
+      upstreams.request({ baseUrl: base, path: '/x', method: 'GET', headers: {}, abort: ac }),
+    ).rejects.toBe(reason);
+  });
+
+  it('a body idle past its timeout fails with undici’s BodyTimeoutError', async () => {
+    const res = await upstreams.request({
+      baseUrl: base,
+      path: '/stall',
+      method: 'GET',
+      headers: {},
+      timeouts: { idleMs: 200 },
+    });
+    const err = await res.body.text().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(errors.BodyTimeoutError);
+  });
+
+  it('leaving the loop early destroys the body; the next request gets a fresh answer', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/stall', method: 'GET', headers: {} });
+    for await (const c of res.body) {
+      expect(c.toString()).toBe('first');
+      break;
+    }
+    expect(res.body.destroyed).toBe(true);
+    const again = await upstreams.request({ baseUrl: base, path: '/after', method: 'GET', headers: {} });
+    expect(JSON.parse(await again.body.text())).toEqual({ path: '/after', method: 'GET' });
+  });
+});
