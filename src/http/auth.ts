@@ -92,7 +92,7 @@ export function installAuth(
       );
     const secret = presentedSecret(request);
     if (!secret) throw unauthorized('Missing API key: send Authorization: Bearer <key>', 'missing_api_key');
-    const principal = await accounts.authenticate(secret);
+    const principal = await accounts.authenticate(secret, request.raw.socket);
     if (!principal) {
       opts.throttle?.fail(request.ip, userAgentOf(request), 'invalid_api_key');
       throw unauthorized();

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
@@ -49,6 +50,46 @@ describe.each(DATABASES)('API key management (%s)', (kind) => {
     expect(
       (await call(g, 'POST', '/user/api-keys', a.apiKey, { key_name: 'y', environment_tag: 'prod' })).status,
     ).toBe(400);
+  });
+
+  it('one keep-alive connection carrying several users’ keys: each request is its own key’s (the HMAC kept per connection never answers for another secret)', async () => {
+    const pool = new Pool(g.url, { connections: 1, pipelining: 1 });
+    const balance = async (key: string) => {
+      const res = await pool.request({
+        method: 'GET',
+        path: '/user/balance',
+        headers: { authorization: `Bearer ${key}` },
+      });
+      return { status: res.statusCode, body: (await res.body.json()) as any };
+    };
+    try {
+      // Same length as a's key, last character changed: only a constant-time comparison of the whole secret tells them apart.
+      const last = a.apiKey.at(-1) === 'A' ? 'B' : 'A';
+      const forged = a.apiKey.slice(0, -1) + last;
+      const seen: string[] = [];
+      for (const [key, expected] of [
+        [a.apiKey, a],
+        [a.apiKey, a],
+        [b.apiKey, b],
+        [forged, null],
+        [a.apiKey, a],
+        [forged, null],
+        [b.apiKey, b],
+      ] as const) {
+        const r = await balance(key);
+        if (expected === null) {
+          expect(r.status).toBe(401);
+          expect(r.body.error.code).toBe('invalid_api_key');
+        } else {
+          expect(r.status).toBe(200);
+          expect(r.body).toMatchObject({ user_id: expected.userId, api_key_id: expected.keyId });
+        }
+        seen.push(String(r.status));
+      }
+      expect(seen).toEqual(['200', '200', '200', '401', '200', '401', '200']);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('limits the number of keys per user', async () => {
