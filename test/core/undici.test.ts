@@ -7,11 +7,12 @@ import { describe, expect, it } from 'vitest';
  * can have loaded its index first.
  */
 describe('undici, loaded in part', () => {
-  it('pools answer request() with the package index never loaded, and errors are the package’s own', () => {
+  it('upstream calls work with the package index (and its request API) never loaded, and errors are the package’s own', () => {
     const script = `
       import { createRequire } from 'node:module';
       import http from 'node:http';
       import { Pool, errors } from './src/providers/undici.ts';
+      import { Upstreams } from './src/providers/upstream.ts';
       const require = createRequire(import.meta.url);
       const indexPath = require.resolve('undici');
       const server = http.createServer((req, res) => {
@@ -20,16 +21,18 @@ describe('undici, loaded in part', () => {
         res.end(JSON.stringify({ path: req.url, method: req.method }));
       });
       await new Promise((r) => server.listen(0, '127.0.0.1', r));
-      const pool = new Pool('http://127.0.0.1:' + server.address().port, { headersTimeout: 200 });
-      const res = await pool.request({ method: 'POST', path: '/v1/x', body: '{}' });
-      const body = await res.body.json();
+      const base = 'http://127.0.0.1:' + server.address().port;
+      const upstreams = new Upstreams({ connectMs: 1000, firstByteMs: 200, idleMs: 1000 });
+      const res = await upstreams.request({ baseUrl: base, path: '/v1/x', headers: {}, body: '{}' });
+      const body = JSON.parse(await res.body.text());
       let timeout = null;
       try {
-        await pool.request({ method: 'GET', path: '/slow' });
+        await upstreams.request({ baseUrl: base, path: '/slow', method: 'GET', headers: {} });
       } catch (e) {
         timeout = e;
       }
       const indexLoadedBefore = indexPath in require.cache;
+      const requestApiLoaded = Object.keys(require.cache).some((k) => k.includes('undici/lib/api/'));
       const pkg = require('undici');
       console.log(JSON.stringify({
         status: res.statusCode,
@@ -37,10 +40,11 @@ describe('undici, loaded in part', () => {
         indexLoadedBefore,
         timeoutIsHeadersTimeout: timeout instanceof errors.HeadersTimeoutError,
         timeoutIsUndiciError: timeout instanceof pkg.errors.UndiciError,
+        requestApiLoaded,
         samePool: pkg.Pool === Pool,
         sameErrors: pkg.errors === errors,
       }));
-      await pool.destroy();
+      await upstreams.close();
       server.close();
     `;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -52,6 +56,7 @@ describe('undici, loaded in part', () => {
       status: 200,
       body: { path: '/v1/x', method: 'POST' },
       indexLoadedBefore: false,
+      requestApiLoaded: false,
       timeoutIsHeadersTimeout: true,
       timeoutIsUndiciError: true,
       samePool: true,
