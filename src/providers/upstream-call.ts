@@ -142,14 +142,13 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
 export class UpstreamCall {
   private body: UpstreamBody | null = null;
   private abortFn: ((err: Error) => void) | null = null;
-  private settled = false;
 
   constructor(
     private readonly resolve: (r: UpstreamResponse) => void,
     private readonly reject: (e: Error) => void,
-    private readonly aborted: RequestAbort | undefined,
+    private readonly cancel: RequestAbort | undefined,
   ) {
-    aborted?.on(this.onAbort);
+    cancel?.on(this.onAbort);
   }
 
   private readonly onAbort = (reason: Error): void => {
@@ -158,8 +157,8 @@ export class UpstreamCall {
   };
 
   onConnect(abort: (err: Error) => void): void {
-    if (this.aborted?.aborted) {
-      abort(this.aborted.reason!);
+    if (this.cancel?.aborted) {
+      abort(this.cancel.reason!);
       return;
     }
     this.abortFn = abort;
@@ -169,7 +168,6 @@ export class UpstreamCall {
     if (statusCode < 200) return true; // 1xx: informational, the answer follows
     const body = new UpstreamBody(resume, this.abortFn!);
     this.body = body;
-    this.settled = true;
     this.resolve({ statusCode, headers: parseHeaders(rawHeaders), body });
     return true;
   }
@@ -185,14 +183,12 @@ export class UpstreamCall {
 
   onError(err: Error): void {
     this.unlisten();
+    // Before the headers the request fails; after them, its body does (undici calls this once).
     if (this.body) this.body.fail(err);
-    else if (!this.settled) {
-      this.settled = true;
-      this.reject(err);
-    }
+    else this.reject(err);
   }
 
   private unlisten(): void {
-    this.aborted?.off(this.onAbort);
+    this.cancel?.off(this.onAbort);
   }
 }
