@@ -106,12 +106,50 @@ export async function flushed(ctx: Ctx): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
-/** `body` serialized to exactly `bytes` bytes (when larger than the plain body) with an `x_padding` field. */
-export function padJson(body: Record<string, unknown>, bytes: number): string {
+/**
+ * `body` padded with an `x_padding` field to exactly `bytes` bytes, written as a real large upstream
+ * would: the head at once, then the padding in 1 MiB pieces as the socket drains. (Building and
+ * writing 64 MiB in one go would hold this process — which in tests is the gateway's too — for
+ * hundreds of ms before the first byte, and trip the gateway's first-byte timeout instead.)
+ */
+async function sendPadded(
+  ctx: Ctx,
+  status: number,
+  body: Record<string, unknown>,
+  bytes: number,
+  headers: Record<string, string | number>,
+): Promise<void> {
   const base = JSON.stringify({ ...body, x_padding: '' });
   const missing = bytes - Buffer.byteLength(base);
-  if (missing <= 0) return base;
-  return JSON.stringify({ ...body, x_padding: 'x'.repeat(missing) });
+  if (missing <= 0) {
+    head(ctx, status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(base),
+      ...headers,
+    });
+    end(ctx, base);
+    return;
+  }
+  head(ctx, status, { 'content-type': 'application/json', 'content-length': bytes, ...headers });
+  write(ctx, base.slice(0, -2)); // up to the padding's opening quote; `"}` closes it
+  const piece = 'x'.repeat(1024 * 1024);
+  for (let left = missing; left > 0; left -= piece.length) {
+    if (gone(ctx)) return;
+    if (!ctx.res.write(left >= piece.length ? piece : piece.slice(0, left))) await drained(ctx);
+  }
+  end(ctx, '"}');
+}
+
+function drained(ctx: Ctx): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ctx.res.off('drain', done);
+      ctx.res.off('close', done);
+      resolve();
+    };
+    ctx.res.on('drain', done);
+    ctx.res.on('close', done);
+  });
 }
 
 /**
@@ -125,9 +163,12 @@ export function sendJson(
   body: unknown,
   headers: Record<string, string | number> = {},
 ): void {
-  let text = JSON.stringify(body);
   const f = status < 300 ? ctx.fault : null;
-  if (f?.type === 'oversized') text = padJson(body as Record<string, unknown>, f.bytes);
+  if (f?.type === 'oversized') {
+    void sendPadded(ctx, status, body as Record<string, unknown>, f.bytes, headers);
+    return;
+  }
+  let text = JSON.stringify(body);
   const half = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
   if (f?.type === 'malformed') text = half;
   const h = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers };
