@@ -8,7 +8,8 @@
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
  *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
  *                server, dropped at the end, unless --keep-database), --redis-url=URL, --dev (tsx src/server.ts),
- *                --no-pin, --no-build
+ *                --no-pin, --no-build, --phases=load,ttfb,streams (a subset), --cells=json,stream,fixed,
+ *                --profile [--prof-interval=µs] (CPU profile of the gateway over the load and ttfb phases)
  *
  * Processes: the mock upstream and every load generator run pinned to CPU 0, the gateway (and the peer)
  * to CPU 1 when `taskset` exists and there are ≥ 2 CPUs. Everything listens on 127.0.0.1; every phase is
@@ -47,7 +48,7 @@ const STREAM_OPEN_RATE = QUICK ? 300 : 500;
 const STREAM_HOLD_S = QUICK ? 3 : 15;
 const TTFB_N = Number(args.ttfb ?? (QUICK ? 60 : 300));
 const FIXED_RATE = 300;
-/** --profile: run the gateway under `node --cpu-prof` (load phases only) and print its top self-time functions. */
+/** --profile: run the gateway under `node --cpu-prof` through the load and ttfb phases (streams are skipped) and print its top self-time functions. */
 const PROFILE = args.profile === 'true';
 /** --phases=load,ttfb,streams (default: all three) */
 let gatewaySpawnedAt = 0;
@@ -278,7 +279,13 @@ async function startGateway(mockBase: string): Promise<Running> {
     c = startChild('gatewayz', ON_GATEWAY, process.execPath, ['--import', 'tsx', 'src/server.ts'], env);
   } else {
     ensureBuilt();
-    const prof = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(work, 'prof')}`] : [];
+    const prof = PROFILE
+      ? [
+          '--cpu-prof',
+          `--cpu-prof-dir=${join(work, 'prof')}`,
+          `--cpu-prof-interval=${Number(args['prof-interval'] ?? 1000)}`,
+        ]
+      : [];
     gatewaySpawnedAt = Date.now();
     c = startChild('gatewayz', ON_GATEWAY, process.execPath, [...prof, 'dist/server.js'], env);
   }
@@ -534,30 +541,10 @@ async function main(): Promise<void> {
     }
   }
 
-  if (PROFILE) {
-    const gw = runs.find((r) => r.target.name === 'gatewayz')!;
-    stopChild(gw.proc!);
-    const until = Date.now() + 15_000;
-    while (gw.proc!.exitCode === null && Date.now() < until) await sleep(100);
-    const { totalMs, top, places } = topSelfTime(
-      join(work, 'prof'),
-      ROOT,
-      30,
-      gatewayLoadAt ? gatewayLoadAt - gatewaySpawnedAt : 0,
-    );
-    log(`== gateway CPU profile (load after warm-up): ${totalMs.toFixed(0)} ms sampled, top self time`);
-    for (const e of top)
-      log(`   ${e.pct.toFixed(1).padStart(5)}%  ${e.ms.toFixed(0).padStart(6)} ms  ${e.fn}  ${e.where}`);
-    log('   self time by package / file:');
-    for (const p of places)
-      log(`   ${p.pct.toFixed(1).padStart(5)}%  ${p.ms.toFixed(0).padStart(6)} ms  ${p.place}`);
-    log(`   profile: ${join(work, 'prof')} (open in Chrome DevTools or speedscope)`);
-    return;
-  }
-
   // -- time to first byte, sequential, µs resolution (stream: 8 chunks × 10 ms)
   log(`== ttfb: ${TTFB_N} sequential requests per target and mode, interleaved`);
   await mockConfig(mock, { chunks: 8, interval_ms: 10 });
+  if (PHASES.has('ttfb') && !gatewayLoadAt) gatewayLoadAt = Date.now();
   const ttfb = PHASES.has('ttfb')
     ? await step<TtfbResult>(
         'ttfb.ts',
@@ -576,6 +563,29 @@ async function main(): Promise<void> {
           ? `  x-gatewayz-overhead-ms p50=${fmt(v.overhead_header_p50, 3)} p99=${fmt(v.overhead_header_p99, 3)}`
           : ''),
     );
+  }
+
+  if (PROFILE) {
+    const gw = runs.find((r) => r.target.name === 'gatewayz')!;
+    stopChild(gw.proc!);
+    const until = Date.now() + 15_000;
+    while (gw.proc!.exitCode === null && Date.now() < until) await sleep(100);
+    const { totalMs, top, places } = topSelfTime(
+      join(work, 'prof'),
+      ROOT,
+      30,
+      gatewayLoadAt ? gatewayLoadAt - gatewaySpawnedAt : 0,
+    );
+    log(
+      `== gateway CPU profile (${[...PHASES].filter((p) => p !== 'streams').join(', ')} after warm-up): ${totalMs.toFixed(0)} ms sampled, top self time`,
+    );
+    for (const e of top)
+      log(`   ${e.pct.toFixed(1).padStart(5)}%  ${e.ms.toFixed(0).padStart(6)} ms  ${e.fn}  ${e.where}`);
+    log('   self time by package / file:');
+    for (const p of places)
+      log(`   ${p.pct.toFixed(1).padStart(5)}%  ${p.ms.toFixed(0).padStart(6)} ms  ${p.place}`);
+    log(`   profile: ${join(work, 'prof')} (open in Chrome DevTools or speedscope)`);
+    return;
   }
 
   // -- concurrent open streams
