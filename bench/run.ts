@@ -8,7 +8,7 @@
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
  *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
  *                server, dropped at the end, unless --keep-database), --redis-url=URL, --dev (tsx src/server.ts),
- *                --no-pin, --no-build, --phases=load,ttfb,streams (a subset), --cells=json,stream,fixed,
+ *                --no-pin, --no-build, --phases=load,ttfb,streams (a subset), --cells=json,stream,fixed,paced,
  *                --profile [--prof-interval=µs] (CPU profile of the gateway over the load and ttfb phases)
  *
  * Processes: the mock upstream and every load generator run pinned to CPU 0, the gateway (and the peer)
@@ -451,6 +451,16 @@ interface StreamsResult {
   why: string;
 }
 type TtfbResult = Record<string, Record<string, number | null>>;
+interface PacedResult {
+  n: number;
+  errors: number;
+  /** Requests the generator itself sent more than 1 ms after they were due. */
+  late: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number | null;
+}
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -541,6 +551,29 @@ async function main(): Promise<void> {
     }
   }
 
+  // -- the same rate evenly paced, latency from each request's due time (no bursts, no coordinated omission)
+  const paced: Record<string, PacedResult> = {};
+  if (PHASES.has('load') && (!only || only.has('paced'))) {
+    log(`== paced: ${FIXED_RATE} req/s evenly spaced, JSON, latency from each request's due time`);
+    for (const r of runs) {
+      const res = await step<PacedResult>(
+        'paced.ts',
+        [
+          `--target=${JSON.stringify(r.target)}`,
+          `--rate=${FIXED_RATE}`,
+          `--duration=${DURATION}`,
+          `--warmup=${WARMUP}`,
+        ],
+        (DURATION + WARMUP + 30) * 1000,
+      );
+      paced[r.target.name] = res;
+      log(
+        `   paced  ${r.target.name.padEnd(9)} n=${res.n} p50=${fmt(res.p50, 3)} p90=${fmt(res.p90, 3)} p99=${fmt(res.p99, 3)} max=${fmt(res.max, 1)} ms` +
+          ` errors=${res.errors} late-sends=${res.late}`,
+      );
+    }
+  }
+
   // -- time to first byte, sequential, µs resolution (stream: 8 chunks × 10 ms)
   log(`== ttfb: ${TTFB_N} sequential requests per target and mode, interleaved`);
   await mockConfig(mock, { chunks: 8, interval_ms: 10 });
@@ -623,7 +656,7 @@ async function main(): Promise<void> {
     runs.filter((r) => r.pid).map((r) => [r.target.name, rssKb(r.pid) / 1024]),
   );
 
-  const table = report(runs, load, ttfb, streams);
+  const table = report(runs, load, paced, ttfb, streams);
   const result = {
     started: started.toISOString(),
     mode: QUICK ? 'quick' : 'full',
@@ -641,6 +674,7 @@ async function main(): Promise<void> {
     idle_rss_mb: Object.fromEntries(runs.filter((r) => r.pid).map((r) => [r.target.name, r.idleRssMb])),
     rss_after_mb: rssAfter,
     load,
+    paced,
     ttfb,
     streams,
     table,
@@ -656,6 +690,7 @@ type Row = { measure: string; values: Record<string, string>; ratio: Record<stri
 function report(
   runs: Running[],
   load: Record<string, Record<string, LoadResult>>,
+  paced: Record<string, PacedResult>,
   ttfb: TtfbResult,
   streams: Record<string, StreamsResult>,
 ): Row[] {
@@ -692,11 +727,17 @@ function report(
     (n) => fmt((L('stream', n)?.rps ?? 0) / (L('stream', 'direct')?.rps ?? 1), 3),
   );
   add(
-    `latency p50 / p99 ms @ ${FIXED_RATE} req/s`,
+    `latency p50 / p99 ms @ ${FIXED_RATE} req/s (autocannon: bursts)`,
     '',
     (n) => `${L('fixed', n)?.p50 ?? '-'} / ${L('fixed', n)?.p99 ?? '-'}`,
     (n) =>
       `${added(L('fixed', n)?.p50, L('fixed', 'direct')?.p50, 0)} / ${added(L('fixed', n)?.p99, L('fixed', 'direct')?.p99, 0)}`,
+  );
+  add(
+    `latency p50 / p99 ms @ ${FIXED_RATE} req/s evenly paced`,
+    'added ≤ 0.5 / 2 ms',
+    (n) => (paced[n] ? `${fmt(paced[n]!.p50, 3)} / ${fmt(paced[n]!.p99, 3)}` : '-'),
+    (n) => `${added(paced[n]?.p50, paced.direct?.p50)} / ${added(paced[n]?.p99, paced.direct?.p99)}`,
   );
   add(
     'stream first byte p50 ms (sequential)',
