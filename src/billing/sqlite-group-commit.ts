@@ -20,7 +20,8 @@ interface Op {
  *   as it arrives between other requests' work, keeps SQLite's code and pages hot in the CPU's
  *   caches: the same statements cost about a third less.
  * - A hold runs at once, inside the turn's transaction (opened by it if need be), and is answered
- *   as soon as it ran: the write lock is held until the COMMIT at the end of the turn, so no other
+ *   as soon as it ran: the write lock is held until the COMMIT at the end of the turn (of the next
+ *   turn when only holds ran: their requests go upstream first, see `flush`), so no other
  *   writer sees the balance without it; should the COMMIT fail, the batch is replayed (below); a
  *   process that dies before the COMMIT loses the hold together with the request it was for. A
  *   request does not wait for a commit before it goes upstream.
@@ -39,6 +40,8 @@ interface Op {
 export class SqliteGroupCommit {
   private open = false;
   private scheduled = false;
+  /** The open transaction's COMMIT was put off by one turn (only holds had run; see `flush`). */
+  private deferred = false;
   /** Operations that ran in the open transaction. */
   private batch: Op[] = [];
   /** Operations waiting for the end of the turn (settles, and holds while Kysely has the connection). */
@@ -99,6 +102,17 @@ export class SqliteGroupCommit {
   }
 
   private flush(): void {
+    if (this.open && this.pending.length === 0 && !this.deferred) {
+      // Only holds ran this turn, and their requests are on their way upstream: undici writes a
+      // request to an idle keep-alive socket only in this same check phase (after this callback), so
+      // a COMMIT now would be paid before the request leaves. Commit in the next turn's check phase
+      // instead, together with whatever has joined the transaction by then. Nobody waits for it: a hold
+      // is answered once it ran, and a settle arriving meanwhile is queued and committed at that flush.
+      this.deferred = true;
+      setImmediate(this.flushSoon);
+      return;
+    }
+    this.deferred = false;
     this.scheduled = false;
     if (!this.open && this.pending.length > 0 && this.sqlite.inTransaction) {
       // A Kysely transaction is between two of its statements: wait for its connection.
