@@ -107,30 +107,21 @@ export async function flushed(ctx: Ctx): Promise<void> {
 }
 
 /**
- * `body` padded with an `x_padding` field to exactly `bytes` bytes, written as a real large upstream
- * would: the head at once, then the padding in 1 MiB pieces as the socket drains. (Building and
- * writing 64 MiB in one go would hold this process — which in tests is the gateway's too — for
- * hundreds of ms before the first byte, and trip the gateway's first-byte timeout instead.)
+ * `base` (a JSON body ending in an empty `x_padding` field) padded by `missing` bytes, written as a
+ * real large upstream would: the head at once, then the padding in 1 MiB pieces as the socket
+ * drains. (Building and writing 64 MiB in one go would hold this process — which in tests is the
+ * gateway's too — for hundreds of ms before the first byte, and trip the gateway's first-byte
+ * timeout instead.)
  */
 async function sendPadded(
   ctx: Ctx,
   status: number,
-  body: Record<string, unknown>,
-  bytes: number,
+  base: string,
+  missing: number,
   headers: Record<string, string | number>,
 ): Promise<void> {
-  const base = JSON.stringify({ ...body, x_padding: '' });
-  const missing = bytes - Buffer.byteLength(base);
-  if (missing <= 0) {
-    head(ctx, status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(base),
-      ...headers,
-    });
-    end(ctx, base);
-    return;
-  }
-  head(ctx, status, { 'content-type': 'application/json', 'content-length': bytes, ...headers });
+  const length = Buffer.byteLength(base) + missing;
+  head(ctx, status, { 'content-type': 'application/json', 'content-length': length, ...headers });
   write(ctx, base.slice(0, -2)); // up to the padding's opening quote; `"}` closes it
   const piece = 'x'.repeat(1024 * 1024);
   for (let left = missing; left > 0; left -= piece.length) {
@@ -164,11 +155,16 @@ export function sendJson(
   headers: Record<string, string | number> = {},
 ): void {
   const f = status < 300 ? ctx.fault : null;
-  if (f?.type === 'oversized') {
-    void sendPadded(ctx, status, body as Record<string, unknown>, f.bytes, headers);
-    return;
-  }
   let text = JSON.stringify(body);
+  if (f?.type === 'oversized') {
+    // padded to exactly `bytes` bytes with an `x_padding` field (when larger than the plain body)
+    text = JSON.stringify({ ...(body as Record<string, unknown>), x_padding: '' });
+    const missing = f.bytes - Buffer.byteLength(text);
+    if (missing > 0) {
+      void sendPadded(ctx, status, text, missing, headers);
+      return;
+    }
+  }
   const half = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
   if (f?.type === 'malformed') text = half;
   const h = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers };
