@@ -13,6 +13,7 @@ import * as m061 from './migrations/061_drop_job_leases.js';
 import * as m062 from './migrations/062_lean_holds.js';
 import * as m063 from './migrations/063_pg_billing_batch.js';
 import * as m064 from './migrations/064_pg_billing_fast.js';
+import * as m065 from './migrations/065_pg_billing_rows_once.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -33,6 +34,7 @@ const steps: Record<string, Step> = {
   '062_lean_holds': m062,
   '063_pg_billing_batch': m063,
   '064_pg_billing_fast': m064,
+  '065_pg_billing_rows_once': m065,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -219,4 +219,122 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
       { bucket: 'paid', amount_micros: -1_500, balance_after: 3_500 },
     ]);
   });
+  it("a batch's effects are those of its operations one at a time (each user's and key's row written once)", async () => {
+    // The same script on two sets of users and keys: once as one batch (each row written once,
+    // migration 065), once one operation at a time (064's per-operation body, as for a lone one).
+    const script = async (tag: string, together: boolean) => {
+      const a = `${tag}-a`;
+      const b = `${tag}-b`;
+      await user(a, 5_000, 1_200);
+      await user(b, 2_000);
+      for (const [k, u] of [
+        [`${tag}-ka`, a],
+        [`${tag}-kb`, b],
+      ] as const)
+        await db.db
+          .insertInto('api_keys')
+          .values({
+            id: k,
+            user_id: u,
+            key_hash: `hash-${k}`,
+            prefix: 'gw',
+            name: k,
+            environment: 'live',
+            created_at: 0,
+            updated_at: 0,
+          } as never)
+          .execute();
+      const now = Date.now();
+      const rec = (u: string, r: string, cost: number, key: string | null) => ({
+        ...usageRecord(u, `${tag}-${r}`, cost),
+        key_id: key,
+        created_at: now,
+      });
+      const ops: Array<() => Promise<unknown>> = [
+        () => fast.hold(`${tag}-h1`, a, `${tag}-ka`, 3_000, `${tag}-r1`, now, 60_000),
+        () => fast.hold(`${tag}-h2`, b, `${tag}-kb`, 1_500, `${tag}-r2`, now, 60_000),
+        () => fast.hold(`${tag}-h3`, a, `${tag}-ka`, 3_000, `${tag}-r3`, now, 60_000),
+        () => fast.hold(`${tag}-h4`, a, `${tag}-ka`, 1_000, `${tag}-r4`, now, 60_000), // refused: 200 left
+        () => fast.settle(`${tag}-h1`, 1_000, rec(a, 'r1', 1_000, `${tag}-ka`), `${tag}-ka`), // trial only
+        () => fast.settle(`${tag}-h3`, 2_900, rec(a, 'r3', 2_900, `${tag}-ka`), `${tag}-ka`), // trial + paid
+        () => fast.hold(`${tag}-h5`, b, `${tag}-kb`, 600, `${tag}-r5`, now, 60_000), // refused: 500 left
+        () => fast.settle(`${tag}-h2`, 1_499, rec(b, 'r2', 1_499, `${tag}-kb`), `${tag}-kb`),
+        () => fast.hold(`${tag}-h6`, b, null, 501, `${tag}-r6`, now, 60_000),
+        () => fast.settle(null, 0, rec(b, 'r7', 0, null), null), // free: a usage record, no ledger row
+        () => fast.settle(null, 40, rec(`${tag}-nobody`, 'r8', 40, null), null), // no such user
+        () => fast.hold(`${tag}-h9`, `${tag}-nobody`, null, 1, `${tag}-r9`, now, 60_000),
+      ];
+      const before = fast.stats.batches;
+      const results = together ? await Promise.all(ops.map((o) => o())) : [];
+      if (!together) for (const o of ops) results.push(await o());
+      const batches = fast.stats.batches - before;
+      const rows = [await row(a), await row(b)];
+      const ledger = await db.db
+        .selectFrom('ledger')
+        .select(['user_id', 'bucket', 'amount_micros', 'balance_after', 'reference', 'description'])
+        .where('user_id', 'in', [a, b])
+        .orderBy('id')
+        .execute();
+      const keys = await db.db
+        .selectFrom('api_keys')
+        .select(['id', 'spent_micros'])
+        .where('user_id', 'in', [a, b])
+        .orderBy('id')
+        .execute();
+      const holds = await db.db
+        .selectFrom('holds')
+        .select(['id', 'amount_micros'])
+        .where('user_id', 'in', [a, b, `${tag}-nobody`])
+        .orderBy('id')
+        .execute();
+      const usage = await db.db
+        .selectFrom('usage_records')
+        .select(['request_id', 'cost_micros'])
+        .where('request_id', 'like', `${tag}-%`)
+        .orderBy('request_id')
+        .execute();
+      const untag = (x: unknown) => JSON.parse(JSON.stringify(x).replaceAll(`${tag}-`, ''));
+      return { batches, state: untag({ results, rows, ledger, keys, holds, usage }) };
+    };
+    const batched = await script('eqb', true);
+    const alone = await script('eqa', false);
+    expect(batched.batches).toBe(1);
+    expect(alone.batches).toBe(12);
+    expect(batched.state).toEqual(alone.state);
+    // and the figures themselves
+    expect(alone.state.results).toEqual([
+      true,
+      true,
+      true,
+      false,
+      5_000,
+      2_300,
+      false,
+      501,
+      true,
+      501,
+      null,
+      false,
+    ]);
+    expect(alone.state.rows).toEqual([
+      { balance_micros: 2_300, held_micros: 0, trial_balance_micros: 0 },
+      { balance_micros: 501, held_micros: 501, trial_balance_micros: 0 },
+    ]);
+    expect(alone.state.keys).toEqual([
+      { id: 'ka', spent_micros: 3_900 },
+      { id: 'kb', spent_micros: 1_499 },
+    ]);
+    expect(
+      alone.state.ledger.map((l: { bucket: string; amount_micros: number; balance_after: number }) => [
+        l.bucket,
+        l.amount_micros,
+        l.balance_after,
+      ]),
+    ).toEqual([
+      ['trial', -1_000, 200],
+      ['trial', -200, 0],
+      ['paid', -2_700, 2_300],
+      ['paid', -1_499, 501],
+    ]);
+  });
 });
