@@ -20,8 +20,8 @@ interface Op {
  *   as it arrives between other requests' work, keeps SQLite's code and pages hot in the CPU's
  *   caches: the same statements cost about a third less.
  * - A hold runs at once, inside the turn's transaction (opened by it if need be), and is answered
- *   as soon as it ran: the write lock is held until the COMMIT at the end of the turn (of the next
- *   turn when only holds ran: their requests go upstream first, see `flush`), so no other
+ *   as soon as it ran: the write lock is held until the COMMIT at the end of the turn (when only
+ *   holds ran, until the next settle's turn or at most `holdOpenMs`: see `flush`), so no other
  *   writer sees the balance without it; should the COMMIT fail, the batch is replayed (below); a
  *   process that dies before the COMMIT loses the hold together with the request it was for. A
  *   request does not wait for a commit before it goes upstream.
@@ -40,8 +40,12 @@ interface Op {
 export class SqliteGroupCommit {
   private open = false;
   private scheduled = false;
-  /** The open transaction's COMMIT was put off by one turn (only holds had run; see `flush`). */
-  private deferred = false;
+  /** Commits a transaction in which only holds ran (see `flush`). */
+  private holdTimer: NodeJS.Timeout | null = null;
+  private readonly commitHolds = () => {
+    this.holdTimer = null;
+    if (this.open && this.pending.length === 0) this.commit();
+  };
   /** Operations that ran in the open transaction. */
   private batch: Op[] = [];
   /** Operations waiting for the end of the turn (settles, and holds while Kysely has the connection). */
@@ -62,6 +66,8 @@ export class SqliteGroupCommit {
     private readonly sqlite: SQLite.Database,
     private readonly kysely: Kysely<any>,
     private readonly maxBatch = 512,
+    /** At most this long a transaction in which only holds ran stays open (see `flush`). */
+    private readonly holdOpenMs = 5,
   ) {
     // IMMEDIATE: take the write lock at BEGIN, so processes sharing the file never deadlock on an upgrade.
     this.begin = sqlite.prepare('BEGIN IMMEDIATE');
@@ -102,18 +108,20 @@ export class SqliteGroupCommit {
   }
 
   private flush(): void {
-    if (this.open && this.pending.length === 0 && !this.deferred) {
-      // Only holds ran this turn, and their requests are on their way upstream: undici writes a
-      // request to an idle keep-alive socket only in this same check phase (after this callback), so
-      // a COMMIT now would be paid before the request leaves. Commit in the next turn's check phase
-      // instead, together with whatever has joined the transaction by then. Nobody waits for it: a hold
-      // is answered once it ran, and a settle arriving meanwhile is queued and committed at that flush.
-      this.deferred = true;
-      setImmediate(this.flushSoon);
+    this.scheduled = false;
+    if (this.open && this.pending.length === 0) {
+      // Only holds ran, and their requests are on their way upstream. A COMMIT now would be paid
+      // before they leave (undici writes a request to an idle keep-alive socket in this same check
+      // phase, after this callback), and the request's settle will need a COMMIT of its own soon
+      // after. So the transaction stays open: the next settle's turn commits it with that settle (one
+      // COMMIT for a request's hold and settle), or the timer does, `holdOpenMs` after the first hold
+      // that waits, whichever comes first. Nobody waits for it: a hold is answered once it ran.
+      if (!this.holdTimer) {
+        this.holdTimer = setTimeout(this.commitHolds, this.holdOpenMs);
+        this.holdTimer.unref();
+      }
       return;
     }
-    this.deferred = false;
-    this.scheduled = false;
     if (!this.open && this.pending.length > 0 && this.sqlite.inTransaction) {
       // A Kysely transaction is between two of its statements: wait for its connection.
       void this.flushAfterKysely();
@@ -223,6 +231,10 @@ export class SqliteGroupCommit {
   private commit(): void {
     if (!this.open) return;
     this.open = false;
+    if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+    }
     const batch = this.batch;
     this.batch = [];
     try {
