@@ -101,6 +101,7 @@ export class LimitsService {
   private version: string | null = null;
   private readonly channel: string;
   private readonly seeded = new Map<string, Promise<void>>();
+  private readonly onSettleFailed = (err: unknown) => this.backendFailed(err);
   /** Keyed by the cached resolved limits: a new resolution (TTL, invalidation) gets a new layout. */
   private readonly layouts = new WeakMap<SubjectLimits, Layout>();
 
@@ -327,7 +328,11 @@ export class LimitsService {
 
     const tokenCounters = counters.filter((_, i) => meta[i]!.dim === 'tokens');
     let released = false;
-    return async (outcome) => {
+    // Sent, not awaited: the answer does not wait for Redis' reply to the release. This process's
+    // next check goes on the same connection after it, and Redis runs one connection's commands in
+    // order, so a client's next request through this instance finds its slot free and its tokens
+    // refunded; one through another instance arrives at least a round trip later than the release.
+    return (outcome) => {
       if (released) return;
       released = true;
       const u = outcome.usage;
@@ -335,15 +340,13 @@ export class LimitsService {
       const delta = actual - reserve;
       const adjustments: Adjustment[] =
         delta === 0 ? [] : tokenCounters.map((c) => ({ key: c.key, field: c.cur, delta }));
-      try {
-        await this.o.backend.settle(
+      // The leases expire by themselves; a lost refund only over-counts, never under-counts.
+      this.o.backend
+        .settle(
           adjustments,
           leases.map((l) => ({ key: l.key, id: l.id })),
-        );
-      } catch (err) {
-        // The leases expire by themselves; a lost refund only over-counts, never under-counts.
-        this.backendFailed(err);
-      }
+        )
+        .catch(this.onSettleFailed);
     };
   }
 

@@ -156,6 +156,25 @@ describe.each(CASES)('rate limits (%s, %s)', (kind, backend) => {
     expect((await chat(g.url, u.apiKey)).status).toBe(200);
   });
 
+  it('concurrency 1: back-to-back requests each find the slot of the one before free', async () => {
+    // The release is sent, not awaited, before the answer: the next check follows it on the same
+    // connection (Redis) or runs after it in the same process (memory), so none is refused.
+    const u = await g.createUser(5);
+    await setLimits(g, { key_id: u.keyId, concurrency: 1 });
+    // no waiting for a slot (RATE_LIMIT_CONCURRENCY_WAIT_MS=0): a release that came late would be a 429
+    const config = g.gw.limits.service.config as { concurrencyWaitMs: number };
+    const wait = config.concurrencyWaitMs;
+    config.concurrencyWaitMs = 0;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await chat(g.url, u.apiKey, { stream: i % 2 === 1 });
+        expect(r.status).toBe(200);
+      }
+    } finally {
+      config.concurrencyWaitMs = wait;
+    }
+  });
+
   it('test keys get half of the user limits; users read theirs and cannot raise them', async () => {
     const res = await g.admin('/admin/create', {
       email: `t${Date.now()}@example.com`,
