@@ -8,13 +8,14 @@
  * request per millisecond per connection: it measures a burst, and a slow answer counts many times.)
  */
 import http from 'node:http';
-import { chatBody, emitResult, loadTarget, parseArgs, pct } from './lib.js';
+import { CLK_TCK, chatBody, cpuTicks, emitResult, loadTarget, parseArgs, pct } from './lib.js';
 
 const a = parseArgs();
 const target = loadTarget(a.target!);
 const rate = Number(a.rate ?? 300);
 const duration = Number(a.duration ?? 10);
 const warmup = Number(a.warmup ?? 2);
+const gwPid = a['gw-pid'] ? Number(a['gw-pid']) : null;
 const body = JSON.stringify(chatBody(false));
 const url = new URL(`${target.base}/chat/completions`);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -71,7 +72,9 @@ async function run(seconds: number): Promise<{ lat: number[]; errors: number; la
 }
 
 if (warmup > 0) await run(warmup);
+const cpu0 = gwPid ? cpuTicks(gwPid) : 0;
 const { lat, errors, late } = await run(duration);
+const gwCpuS = gwPid ? (cpuTicks(gwPid) - cpu0) / CLK_TCK : null;
 lat.sort((x, y) => x - y);
 emitResult({
   target: target.name,
@@ -83,5 +86,6 @@ emitResult({
   p90: pct(lat, 90),
   p99: pct(lat, 99),
   max: lat.at(-1) ?? null,
+  gwCpuUsPerReq: gwCpuS !== null && lat.length ? (gwCpuS * 1e6) / lat.length : null,
 });
 agent.destroy();

@@ -286,8 +286,10 @@ async function startGateway(mockBase: string): Promise<Running> {
           `--cpu-prof-interval=${Number(args['prof-interval'] ?? 1000)}`,
         ]
       : [];
+    // --node-args="--trace-deopt …": extra flags for the gateway's node (its output goes to gatewayz.log in the work dir).
+    const nodeArgs = args['node-args'] ? args['node-args'].split(/\s+/).filter(Boolean) : [];
     gatewaySpawnedAt = Date.now();
-    c = startChild('gatewayz', ON_GATEWAY, process.execPath, [...prof, 'dist/server.js'], env);
+    c = startChild('gatewayz', ON_GATEWAY, process.execPath, [...prof, ...nodeArgs, 'dist/server.js'], env);
   }
   const base = `http://127.0.0.1:${port}`;
   await waitHttp(`${base}/ping`, c, 30_000);
@@ -460,6 +462,8 @@ interface PacedResult {
   p90: number;
   p99: number;
   max: number | null;
+  /** The gateway's CPU time (from /proc) over the measured requests, per request. */
+  gwCpuUsPerReq?: number | null;
 }
 
 async function main(): Promise<void> {
@@ -563,13 +567,15 @@ async function main(): Promise<void> {
           `--rate=${FIXED_RATE}`,
           `--duration=${DURATION}`,
           `--warmup=${WARMUP}`,
+          ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
         ],
         (DURATION + WARMUP + 30) * 1000,
       );
       paced[r.target.name] = res;
       log(
         `   paced  ${r.target.name.padEnd(9)} n=${res.n} p50=${fmt(res.p50, 3)} p90=${fmt(res.p90, 3)} p99=${fmt(res.p99, 3)} max=${fmt(res.max, 1)} ms` +
-          ` errors=${res.errors} late-sends=${res.late}`,
+          ` errors=${res.errors} late-sends=${res.late}` +
+          (res.gwCpuUsPerReq ? ` cpu=${res.gwCpuUsPerReq.toFixed(0)}µs/req` : ''),
       );
     }
   }

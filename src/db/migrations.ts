@@ -14,6 +14,7 @@ import * as m062 from './migrations/062_lean_holds.js';
 import * as m063 from './migrations/063_pg_billing_batch.js';
 import * as m064 from './migrations/064_pg_billing_fast.js';
 import * as m065 from './migrations/065_pg_billing_rows_once.js';
+import * as m066 from './migrations/066_lean_write_indexes.js';
 
 /**
  * One set of migrations for SQLite and PostgreSQL, applied in name order at start.
@@ -35,9 +36,11 @@ const steps: Record<string, Step> = {
   '063_pg_billing_batch': m063,
   '064_pg_billing_fast': m064,
   '065_pg_billing_rows_once': m065,
+  '066_lean_write_indexes': m066,
 };
 
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+/** Apply every migration (or, with `upTo`, those up to and including that one: tests of a migration). */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, upTo?: string): Promise<void> {
   const provider: MigrationProvider = {
     async getMigrations() {
       const out: Record<string, Migration> = {};
@@ -45,7 +48,8 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
       return out;
     },
   };
-  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await (upTo ? migrator.migrateTo(upTo) : migrator.migrateToLatest());
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
