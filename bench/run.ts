@@ -383,6 +383,28 @@ async function startPortkey(mockBase: string): Promise<Running> {
   };
 }
 
+/** The floor: a bare Fastify + undici pass-through proxy on the gateway's core (bench/floor-proxy.ts). */
+async function startFloor(mockBase: string): Promise<Running> {
+  const port = await freePort();
+  const c = startChild('floor', ON_GATEWAY, process.execPath, [
+    '--import',
+    'tsx',
+    join(HERE, 'floor-proxy.ts'),
+    `--port=${port}`,
+    `--upstream=${mockBase}`,
+  ]);
+  await waitHttp(`http://127.0.0.1:${port}/v1/models`, c, 30_000);
+  return {
+    target: {
+      name: 'floor',
+      base: `http://127.0.0.1:${port}/v1`,
+      headers: { authorization: 'Bearer sk-mock' },
+    },
+    pid: c.pid ?? null,
+    idleRssMb: null,
+  };
+}
+
 /** Correctness first: JSON with usage, a stream with its usage chunk and [DONE]. */
 async function smoke(t: Target): Promise<string[]> {
   const problems: string[] = [];
@@ -497,8 +519,9 @@ async function main(): Promise<void> {
   ];
   runs.push(await startGateway(mockBase));
   for (const p of PEERS) {
-    if (p !== 'portkey') throw new Error(`unknown peer ${p} (known: portkey)`);
-    runs.push(await startPortkey(mockBase));
+    if (p === 'portkey') runs.push(await startPortkey(mockBase));
+    else if (p === 'floor') runs.push(await startFloor(mockBase));
+    else throw new Error(`unknown peer ${p} (known: portkey, floor)`);
   }
   const notes: string[] = [];
   for (const r of runs) {
