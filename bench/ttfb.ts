@@ -61,23 +61,30 @@ function one(t: Target, mode: 'stream' | 'json'): Promise<Sample> {
 }
 
 const out: Record<string, Record<string, number | null>> = {};
-for (const mode of ['stream', 'json'] as const) {
-  const acc = new Map(
-    targets.map((t) => [t.name, { first: [] as number[], end: [] as number[], oh: [] as number[] }]),
-  );
-  for (let i = 0; i < WARM; i++) for (const t of targets) await one(t, mode);
-  for (let i = 0; i < N && Date.now() < deadline; i++) {
-    for (const t of i % 2 ? [...targets].reverse() : targets) {
-      const s = await one(t, mode);
-      const r = acc.get(t.name)!;
+// Modes interleaved like targets: with several targets a run that hits the deadline still has both.
+const modes = ['stream', 'json'] as const;
+const acc = new Map(
+  targets.flatMap((t) =>
+    modes.map((m) => [`${t.name}/${m}`, { first: [] as number[], end: [] as number[], oh: [] as number[] }]),
+  ),
+);
+for (let i = 0; i < WARM; i++) for (const t of targets) for (const m of modes) await one(t, m);
+for (let i = 0; i < N && Date.now() < deadline; i++) {
+  for (const t of i % 2 ? [...targets].reverse() : targets) {
+    for (const m of modes) {
+      const s = await one(t, m);
+      const r = acc.get(`${t.name}/${m}`)!;
       r.first.push(s.first);
       r.end.push(s.end);
       if (s.overhead !== null && Number.isFinite(s.overhead)) r.oh.push(s.overhead);
     }
   }
-  for (const [name, r] of acc) {
+}
+for (const m of modes) {
+  for (const t of targets) {
+    const r = acc.get(`${t.name}/${m}`)!;
     for (const v of [r.first, r.end, r.oh]) v.sort((x, y) => x - y);
-    out[`${name}/${mode}`] = {
+    out[`${t.name}/${m}`] = {
       n: r.end.length,
       first_p50: pct(r.first, 50),
       first_p99: pct(r.first, 99),

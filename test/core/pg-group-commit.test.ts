@@ -337,4 +337,65 @@ describe.runIf(process.env.TEST_DATABASE_URL)('PostgreSQL group commit', () => {
       ['paid', -1_499, 501],
     ]);
   });
+
+  it('a batch of holds only commits without waiting for its WAL flush; a batch with a settle waits (063-065)', async () => {
+    await user('sc', 10_000);
+    const c = await db.pgPool!.connect();
+    try {
+      const configured = (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+      expect(configured).not.toBe('off');
+      // In a transaction of our own, so what the function set for its transaction can be read back.
+      const run = async (ops: unknown[]) => {
+        await c.query('BEGIN');
+        const r = await c.query('SELECT gwz_billing_run($1::jsonb, false) AS r', [JSON.stringify(ops)]);
+        const mode = (await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+        await c.query('COMMIT');
+        return { mode, results: r.rows[0].r };
+      };
+      const now = Date.now();
+      const hold = (id: string) => ({
+        k: 'h',
+        id,
+        user: 'sc',
+        key: null,
+        amount: 100,
+        req: `r-${id}`,
+        at: now,
+        exp: now + 60_000,
+      });
+      const settle = (holdId: string, req: string) => ({
+        k: 's',
+        user: 'sc',
+        cost: 40,
+        hold: holdId,
+        at: now,
+        req,
+        trial_what: 'x (trial credits)',
+        what: 'x',
+        spend_key: null,
+        key: null,
+        endpoint: 'chat.completions',
+        model: 'm',
+        provider: 'p',
+        pt: 1,
+        ct: 1,
+        cached: 0,
+        reasoning: 0,
+        cost_rec: 40,
+        latency: 1,
+        status: 'ok',
+        stream: 0,
+        app: null,
+      });
+      const holds = await run([hold('sc1'), hold('sc2')]);
+      expect(holds).toEqual({ mode: 'off', results: [{ ok: true }, { ok: true }] });
+      expect((await run([settle('sc1', 'r-sc1')])).mode).toBe(configured);
+      expect((await run([hold('sc3'), settle('sc2', 'r-sc2')])).mode).toBe(configured);
+      // Only that transaction: the connection's next one is back to the configured mode.
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe(configured);
+      expect(await row('sc')).toEqual({ balance_micros: 9_920, held_micros: 100, trial_balance_micros: 0 });
+    } finally {
+      c.release();
+    }
+  });
 });
