@@ -2,12 +2,13 @@ import { chatToAnthropicUpstream, respondChatFromAnthropic } from '../../provide
 import { responseCacheKey } from '../../routing/cache.js';
 import type { Adapter } from '../pipeline.js';
 import { respondJson } from '../respond-json.js';
+import { upstreamBody } from '../upstream-body.js';
 import { usageFromOpenAi } from '../usage.js';
 import { completionTextOf, countChatUsage } from './count.js';
 import { relayChatStream } from './stream.js';
 
 /** Fields that steer the gateway and are not the provider's business. */
-const GATEWAY_FIELDS = ['provider', 'models', 'session_id', 'cache'];
+const GATEWAY_FIELDS = new Set(['provider', 'models', 'session_id', 'cache']);
 
 /** OpenAI chat completions over any OpenAI-shaped provider. */
 export function chatAdapter(
@@ -27,8 +28,7 @@ export function chatAdapter(
         },
     upstream(target, cap) {
       if (target.provider.def.wire === 'anthropic') return chatToAnthropicUpstream(body, target, cap);
-      const out: Record<string, any> = { ...body, model: target.entry.upstreamId };
-      for (const f of GATEWAY_FIELDS) delete out[f];
+      const out = upstreamBody(body, GATEWAY_FIELDS, { model: target.entry.upstreamId });
       // Ask for usage so streams are billed from the provider's count, not a guess.
       if (stream) out.stream_options = { ...(body.stream_options ?? {}), include_usage: true };
       if (cap !== null) {

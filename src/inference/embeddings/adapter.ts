@@ -2,9 +2,10 @@ import { emptyUsage } from '../../billing/cost.js';
 import { countTokens } from '../estimate.js';
 import type { Adapter } from '../pipeline.js';
 import { respondJson } from '../respond-json.js';
+import { upstreamBody } from '../upstream-body.js';
 import { usageFromOpenAi } from '../usage.js';
 
-const GATEWAY_FIELDS = ['provider', 'models'];
+const GATEWAY_FIELDS = new Set(['provider', 'models']);
 
 /** Upper bound of an embeddings input's tokens (bytes bound BPE tokens; token-id arrays are exact). */
 export function embeddingInputBound(input: unknown): number {
@@ -36,8 +37,7 @@ export async function countEmbeddingInput(input: unknown): Promise<number> {
 export function embeddingsAdapter(body: Record<string, any>): Adapter {
   return {
     upstream(target) {
-      const out: Record<string, any> = { ...body, model: target.entry.upstreamId };
-      for (const f of GATEWAY_FIELDS) delete out[f];
+      const out = upstreamBody(body, GATEWAY_FIELDS, { model: target.entry.upstreamId });
       return { path: '/embeddings', body: JSON.stringify(out) };
     },
     respond(res, io) {

@@ -1,9 +1,10 @@
 import { emptyUsage } from '../../billing/cost.js';
 import type { Adapter } from '../pipeline.js';
 import { respondJson, spliceField } from '../respond-json.js';
+import { upstreamBody } from '../upstream-body.js';
 
 /** Fields that steer the gateway and are not the provider's business. */
-const GATEWAY_FIELDS = ['provider', 'models'];
+const GATEWAY_FIELDS = new Set(['provider', 'models']);
 
 export type ImagesShape = 'openai' | 'seed';
 
@@ -16,8 +17,7 @@ export function imagesAdapter(body: Record<string, any>, n: number, shape: Image
   const images = (b: any): any[] => (Array.isArray(b?.data) ? b.data.slice(0, n) : []);
   return {
     upstream(target) {
-      const out: Record<string, any> = { ...body, model: target.entry.upstreamId };
-      for (const f of GATEWAY_FIELDS) delete out[f];
+      const out = upstreamBody(body, GATEWAY_FIELDS, { model: target.entry.upstreamId });
       return { path: '/images/generations', body: JSON.stringify(out) };
     },
     respond(res, io) {

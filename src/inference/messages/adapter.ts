@@ -7,12 +7,13 @@ import { completionTextOf, countChatUsage } from '../chat/count.js';
 import type { Adapter } from '../pipeline.js';
 import { respondJson } from '../respond-json.js';
 import { composeCodec, openAiChunkDecoder, relayStream } from '../translated-stream.js';
+import { upstreamBody } from '../upstream-body.js';
 import { usageFromOpenAi } from '../usage.js';
 
 type Obj = Record<string, any>;
 
 /** Fields that steer the gateway and are not the provider's business. */
-const GATEWAY_FIELDS = ['provider', 'models', 'session_id'];
+const GATEWAY_FIELDS = new Set(['provider', 'models', 'session_id']);
 
 /**
  * Anthropic Messages inbound. Native to an Anthropic-wire provider (events relayed as they come);
@@ -25,8 +26,7 @@ export function messagesAdapter(body: Obj, beta: string | null): Adapter {
   return {
     upstream(target, cap) {
       if (target.provider.def.wire === 'anthropic') {
-        const out: Obj = { ...body, model: target.entry.upstreamId };
-        for (const f of GATEWAY_FIELDS) delete out[f];
+        const out: Obj = upstreamBody(body, GATEWAY_FIELDS, { model: target.entry.upstreamId });
         if (cap !== null) out.max_tokens = cap;
         const headers: Record<string, string> = {};
         if (stream) headers.accept = 'text/event-stream';

@@ -11,6 +11,7 @@ import { countChatUsage } from '../chat/count.js';
 import type { Adapter, RespondIO } from '../pipeline.js';
 import { UPSTREAM_MAX_BODY_BYTES } from '../respond-json.js';
 import { composeCodec, openAiChunkDecoder, relayStream } from '../translated-stream.js';
+import { upstreamBody } from '../upstream-body.js';
 import { usageFromOpenAi } from '../usage.js';
 import type { ResponsesStore } from './store.js';
 import { responsesEventEncoder, responsesPassthroughCodec } from './stream.js';
@@ -18,7 +19,7 @@ import { chatToResponse, itemsToChatMessages, newResponseMeta, responsesToChatRe
 
 type Obj = Record<string, any>;
 
-const GATEWAY_FIELDS = ['provider', 'models', 'session_id', 'previous_response_id'];
+const GATEWAY_FIELDS = new Set(['provider', 'models', 'session_id', 'previous_response_id']);
 
 export interface ResponsesContext {
   /** The whole conversation: the previous chain expanded, then this request's input. */
@@ -86,8 +87,10 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
       if (def.wire === 'anthropic')
         return chatToAnthropicUpstream(chat(target.entry.upstreamId, cap), target, cap);
       if (def.capabilities?.responses) {
-        const out: Obj = { ...body, model: target.entry.upstreamId, input: ctx.items };
-        for (const f of GATEWAY_FIELDS) delete out[f];
+        const out: Obj = upstreamBody(body, GATEWAY_FIELDS, {
+          model: target.entry.upstreamId,
+          input: ctx.items,
+        });
         if (cap !== null) out.max_output_tokens = cap;
         return { path: '/responses', body: JSON.stringify(out), headers: accept };
       }
