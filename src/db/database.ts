@@ -60,8 +60,9 @@ export function openDatabase(target: DatabaseTarget): Db {
     // A new file gets 1 KiB pages. Every COMMIT writes each page it changed to the WAL in full, and a
     // settle changes a dozen (a row and its index entries in several tables): with 4 KiB pages a
     // lone request's COMMIT wrote and checksummed ~48 KiB. Measured (one hold and settle per
-    // COMMIT, 3 ms apart): COMMIT mean 164/182 µs with 4 KiB pages, 105/93 with 1 KiB; at 16 per
-    // COMMIT no difference. An existing file keeps its page size (changing it takes a VACUUM).
+    // COMMIT, 3 ms apart, two rounds): COMMIT mean 171/142 µs with 4 KiB pages, 105/93 with 1 KiB
+    // (both with migration 066's indexes; 164/182 before it); at 16 per COMMIT no difference. An
+    // existing file keeps its page size (changing it takes a VACUUM).
     if (sqlite.pragma('page_count', { simple: true }) === 0) sqlite.pragma('page_size = 1024');
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
