@@ -368,19 +368,11 @@ async function startPortkey(mockBase: string): Promise<Running> {
     PEER_DIR,
   );
   await waitHttp(`http://127.0.0.1:${port}/`, c, 30_000);
-  return {
-    target: {
-      name: 'portkey',
-      base: `http://127.0.0.1:${port}/v1`,
-      headers: {
-        'x-portkey-provider': 'openai',
-        'x-portkey-custom-host': mockBase,
-        authorization: 'Bearer sk-mock',
-      },
-    },
-    pid: c.pid ?? null,
-    idleRssMb: null,
-  };
+  return peer('portkey', port, c, {
+    'x-portkey-provider': 'openai',
+    'x-portkey-custom-host': mockBase,
+    authorization: 'Bearer sk-mock',
+  });
 }
 
 /** The floor: a bare Fastify + undici pass-through proxy on the gateway's core (bench/floor-proxy.ts). */
@@ -394,12 +386,13 @@ async function startFloor(mockBase: string): Promise<Running> {
     `--upstream=${mockBase}`,
   ]);
   await waitHttp(`http://127.0.0.1:${port}/v1/models`, c, 30_000);
+  return peer('floor', port, c, { authorization: 'Bearer sk-mock' });
+}
+
+/** A peer serving the OpenAI API under /v1 on `port`. */
+function peer(name: string, port: number, c: ChildProcess, headers: Record<string, string>): Running {
   return {
-    target: {
-      name: 'floor',
-      base: `http://127.0.0.1:${port}/v1`,
-      headers: { authorization: 'Bearer sk-mock' },
-    },
+    target: { name, base: `http://127.0.0.1:${port}/v1`, headers },
     pid: c.pid ?? null,
     idleRssMb: null,
   };

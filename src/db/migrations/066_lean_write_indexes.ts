@@ -56,8 +56,11 @@ export async function up(db: Kysely<any>, dialect: Dialect): Promise<void> {
     );
     await sql`RELEASE lean_ledger`.execute(db);
   } catch (err) {
-    await sql`ROLLBACK TO lean_ledger`.execute(db);
-    await sql`RELEASE lean_ledger`.execute(db);
+    // Undo the rebuild; should that fail too (the connection is gone), the rebuild's error is the one to report.
+    await sql`ROLLBACK TO lean_ledger`
+      .execute(db)
+      .then(() => sql`RELEASE lean_ledger`.execute(db))
+      .catch(() => {});
     throw err;
   }
 }
