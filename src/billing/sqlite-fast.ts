@@ -8,6 +8,7 @@ export function sqliteFastPath(db: Db): { path: SqliteBillingFastPath; commits: 
   if (!db.sqlite) return null;
   const commits = new SqliteGroupCommit(db.sqlite, db.db);
   db.beforeStatement?.(() => commits.beforeForeign());
+  commits.setAfterCommit(db.betweenTransactions);
   return { path: new SqliteBillingFastPath(db.sqlite), commits };
 }
 

@@ -61,6 +61,7 @@ export class SqliteGroupCommit {
   private readonly release: SQLite.Statement;
   private readonly rollbackTo: SQLite.Statement;
   private readonly flushSoon = () => this.flush();
+  private afterCommit: (() => void) | undefined;
 
   constructor(
     private readonly sqlite: SQLite.Database,
@@ -246,6 +247,14 @@ export class SqliteGroupCommit {
     this.stats.batches++;
     this.stats.ops += batch.length;
     for (const op of batch) if (!op.answered) op.resolve(op.value);
+    // Under load the next transaction begins before any timer or immediate could find the
+    // connection idle: this is where the checkpointer can rewind the WAL (src/db/checkpointer.ts).
+    this.afterCommit?.();
+  }
+
+  /** Called after each COMMIT, with no transaction open (the checkpointer's `betweenTransactions`). */
+  setAfterCommit(fn: (() => void) | undefined): void {
+    this.afterCommit = fn;
   }
 
   private async flushAfterKysely(): Promise<void> {

@@ -22,16 +22,37 @@ import type SQLite from 'better-sqlite3';
  * first reaches `startAtWalBytes`: by default 1,000 pages, where SQLite itself would first have
  * checkpointed. Until then nothing needs copying back, and a gateway that writes little never pays
  * for the thread. Meanwhile the WAL's size is looked at (one `stat`) every `intervalMs`.
+ *
+ * Rewinding the WAL. SQLite writes the WAL from its start again only when a write transaction
+ * begins after a checkpoint has copied every frame in it. Under sustained load the connection
+ * commits again (and begins its next transaction) while the worker's checkpoint is still copying,
+ * so that never happens, and the WAL grew for as long as the load lasted: 17 MB a second at 4,800
+ * requests/s, 107 MB after six seconds, every new block zeroed by the kernel as the file grew (3%
+ * of the gateway's CPU in `perf`). So when the worker reports a checkpoint that copied everything
+ * it saw of a WAL of `rewindAtFrames` frames or more, the connection itself checkpoints once,
+ * between two of its transactions: it copies only what was committed since (a few milliseconds'
+ * worth) and its next transaction starts the WAL again from its beginning. The group commit calls
+ * `betweenTransactions` after each of its COMMITs (under load its next transaction may begin before
+ * any timer or immediate of ours runs); without writes of its own, an immediate finds the gap.
+ * Measured (bench harness, 4,800 requests/s, 1 KiB pages): the WAL stays at 17 MB instead of
+ * growing 17 MB a second; the connection's checkpoint takes ~2.5 ms once a second (it syncs both
+ * files); over 20 s of load the gateway spent 2.5-5.5% less CPU per request.
  */
 export class Checkpointer {
   private worker: Worker | null = null;
   private waiting: NodeJS.Timeout | null = null;
+
+  /** Checkpoints the connection ran itself to rewind the WAL (for tests and diagnostics). */
+  rewinds = 0;
+  private rewindWanted = false;
+  private lookingForGap = false;
 
   constructor(
     private readonly sqlite: SQLite.Database,
     private readonly path: string,
     private readonly intervalMs = 1000,
     startAtWalBytes = 1000 * (sqlite.pragma('page_size', { simple: true }) as number),
+    private readonly rewindAtFrames = 1000,
   ) {
     sqlite.pragma('wal_autocheckpoint = 0');
     if (startAtWalBytes <= 0) {
@@ -67,6 +88,43 @@ export class Checkpointer {
     };
     worker.on('error', fallBack);
     worker.on('exit', fallBack);
+    worker.on('message', (r: CheckpointResult) => this.checkpointed(r));
+  }
+
+  /** The worker's checkpoint copied every frame of a long WAL: rewind it (see the class comment). */
+  private checkpointed(r: CheckpointResult): void {
+    if (r.busy !== 0 || r.log < this.rewindAtFrames || r.checkpointed !== r.log) return;
+    this.rewindWanted = true;
+    if (!this.lookingForGap) {
+      this.lookingForGap = true;
+      this.rewindSoon(0);
+    }
+  }
+
+  /** Look for a moment without a transaction for a few turns (when the group commit writes, it calls us). */
+  private rewindSoon(tries: number): void {
+    setImmediate(() => {
+      if (this.rewindWanted && !this.betweenTransactions() && tries < 100) this.rewindSoon(tries + 1);
+      else this.lookingForGap = false;
+    });
+  }
+
+  /**
+   * When a rewind is wanted and no transaction is open on the connection (a checkpoint cannot run
+   * inside one), checkpoint now; true when it ran. Cheap otherwise: the group commit calls it after
+   * every COMMIT.
+   */
+  betweenTransactions(): boolean {
+    if (!this.rewindWanted || this.sqlite.inTransaction) return false;
+    this.rewindWanted = false;
+    if (!this.worker || !this.sqlite.open) return false;
+    try {
+      this.sqlite.pragma('wal_checkpoint(PASSIVE)');
+      this.rewinds++;
+      return true;
+    } catch {
+      return false; // busy (another process): the worker's next report asks again
+    }
   }
 
   private stopWaiting(): void {
@@ -99,6 +157,13 @@ export class Checkpointer {
   }
 }
 
+/** A row of `PRAGMA wal_checkpoint`: frames in the WAL, frames copied into the database file. */
+interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
 function walBytes(path: string): number {
   try {
     return statSync(`${path}-wal`).size;
@@ -114,7 +179,7 @@ const db = new Database(workerData.path);
 db.pragma('busy_timeout = 5000');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 const timer = setInterval(() => {
-  try { checkpoint.run(); } catch { /* busy: the next turn */ }
+  try { parentPort.postMessage(checkpoint.get()); } catch { /* busy: the next turn */ }
 }, workerData.intervalMs);
 parentPort.on('message', (m) => {
   if (m !== 'close') return;

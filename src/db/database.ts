@@ -19,6 +19,8 @@ export interface Db {
   pgPool?: pg.Pool;
   /** SQLite: called before each of Kysely's statements (the group commit commits its open batch first). */
   beforeStatement?: (hook: () => void) => void;
+  /** SQLite: the group commit calls it after each COMMIT (the checkpointer may rewind the WAL then). */
+  betweenTransactions?: () => void;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export function openDatabase(target: DatabaseTarget): Db {
       dialect: 'sqlite',
       sqlite,
       beforeStatement: (hook) => cached.setBefore(hook),
+      betweenTransactions: checkpointer ? () => checkpointer.betweenTransactions() : undefined,
       close: async () => {
         await checkpointer?.close();
         await db.destroy();
