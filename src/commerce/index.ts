@@ -3,7 +3,7 @@ import type { AuditSink } from '../audit/log.js';
 import type { BillingStore } from '../billing/store.js';
 import type { Db } from '../db/database.js';
 import type { Jobs } from '../fleet/jobs.js';
-import type { Guard } from '../inference/pipeline.js';
+import type { Guard, GuardRelease, InferenceCall } from '../inference/pipeline.js';
 import { GatewayError } from '../lib/errors.js';
 import { microsToUsd } from '../lib/money.js';
 import type { PlanLimitsSource } from '../limits/plan-limits.js';
@@ -18,7 +18,7 @@ import { paymentRoutes } from './payments/routes.js';
 import { PaymentsService } from './payments/service.js';
 import { makeStripe } from './payments/stripe.js';
 import { StripeWebhooks } from './payments/webhook.js';
-import { limitsOf, modelAllowed, PlansService } from './plans.js';
+import { limitsOf, modelAllowed, type Plan, PlansService } from './plans.js';
 import { ReferralsService } from './referrals.js';
 import { commerceRoutes } from './routes.js';
 import { TrialsService } from './trials.js';
@@ -153,32 +153,44 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
   for (const j of jobList) deps.jobs.every(`commerce-${j.name}`, cfg.jobsIntervalMs, j.run);
 
   // The plan's allowed models: a restriction, checked before rate limits take a slot.
+  const planAllows = (plan: Plan, call: InferenceCall): undefined => {
+    if (!modelAllowed(plan, call.model))
+      throw new GatewayError(403, `The model ${call.model} is not included in the ${plan.name} plan`, {
+        code: 'model_not_in_plan',
+        param: 'model',
+      });
+    return undefined;
+  };
+  // Both guards answer synchronously when what they read is cached (the common case): no promise.
   const modelGuard: Guard = {
     name: 'plan-models',
-    async check(call) {
+    check(call) {
       const userId = call.principal.userId;
       if (!userId) return undefined;
-      const plan = await plans.planOf(userId);
-      if (!modelAllowed(plan, call.model))
-        throw new GatewayError(403, `The model ${call.model} is not included in the ${plan.name} plan`, {
-          code: 'model_not_in_plan',
-          param: 'model',
-        });
-      return undefined;
+      const plan = plans.cachedPlanOf(userId);
+      if (plan) return planAllows(plan, call);
+      return plans.planOf(userId).then((p) => planAllows(p, call));
     },
   };
   // After rate limits: the trial's request/token caps; after settling, the low-balance alert.
+  const afterUsage =
+    (userId: string, trialDone: ((tokens: number) => Promise<void>) | undefined): GuardRelease =>
+    (outcome) => {
+      const u = outcome.usage;
+      const alert = outcome.costMicros > 0 && notifier.mayAlertLowBalance(userId);
+      if (!trialDone && !alert) return;
+      return (async () => {
+        if (trialDone) await trialDone(u ? u.promptTokens + u.completionTokens : 0);
+        if (alert) await notifier.checkLowBalance(userId, () => billing.available(userId));
+      })();
+    };
   const usageGuard: Guard = {
     name: 'trial-and-balance',
-    async check(call) {
+    check(call) {
       const userId = call.principal.userId;
       if (!userId) return undefined;
-      const trialDone = await trials.admit(userId);
-      return async (outcome) => {
-        const u = outcome.usage;
-        if (trialDone) await trialDone(u ? u.promptTokens + u.completionTokens : 0);
-        if (outcome.costMicros > 0) await notifier.checkLowBalance(userId, () => billing.available(userId));
-      };
+      if (trials.knownInactive(userId)) return afterUsage(userId, undefined);
+      return trials.admit(userId).then((trialDone) => afterUsage(userId, trialDone));
     },
   };
 

@@ -194,6 +194,13 @@ export class PlansService {
   }
 
   /** The plan a user is on (the default plan when none is assigned or it was cancelled). */
+  /** The user's plan when it is in the cache and fresh (the guards' synchronous path); else undefined. */
+  cachedPlanOf(userId: string): Plan | undefined {
+    const hit = this.cache.get(userId);
+    if (!hit || Date.now() - hit.at >= this.cacheTtlMs) return undefined;
+    return this.byId.get(hit.planId) ?? this.defaultPlan();
+  }
+
   async planOf(userId: string, trx: Kysely<Database> = this.db): Promise<Plan> {
     const now = Date.now();
     const hit = this.cache.get(userId);

@@ -131,6 +131,12 @@ export class TrialsService {
     };
   }
 
+  /** True when the cache knows, fresh, that the user has no active trial (no await on the hot path). */
+  knownInactive(userId: string): boolean {
+    const hit = this.state.get(userId);
+    return hit !== undefined && !hit.active && Date.now() - hit.at < this.cacheTtlMs;
+  }
+
   private async mayBeActive(userId: string): Promise<boolean> {
     const now = Date.now();
     const hit = this.state.get(userId);

@@ -65,6 +65,11 @@ export class MemoryBackend implements LimiterBackend {
   private nextSweep = 0;
 
   async check(input: CheckInput): Promise<CheckResult> {
+    return this.checkNow(input);
+  }
+
+  /** `check`, synchronously (the limits service's hot path: no promise, no turn of the microtask queue). */
+  checkNow(input: CheckInput): CheckResult {
     const { now, counters: specs } = input;
     this.sweep(now);
     const n = specs.length;
@@ -126,6 +131,11 @@ export class MemoryBackend implements LimiterBackend {
   }
 
   async settle(adjustments: Adjustment[], leases: Array<{ key: string; id: string }>): Promise<void> {
+    this.settleNow(adjustments, leases);
+  }
+
+  /** `settle`, synchronously. */
+  settleNow(adjustments: Adjustment[], leases: Array<{ key: string; id: string }>): void {
     for (const a of adjustments) {
       const c = this.counters.get(a.key);
       const v = c?.buckets.get(a.field);

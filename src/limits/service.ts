@@ -48,6 +48,8 @@ export interface SubjectLimits {
 interface Cached<T> {
   value: Promise<T>;
   at: number;
+  /** The value once the promise resolved: the hot path reads it without awaiting. */
+  resolved?: T;
 }
 
 interface Meta {
@@ -63,6 +65,17 @@ interface Layout {
   lease: { key: string; limit: number; meta: { scope: SubjectType; id: string } } | null;
   /** The UTC day this process last seeded the subject's quotas from the database (memory backend). */
   seededDay: number;
+  /** `[this]`: a request checked against this subject alone (built once). */
+  alone: Layout[];
+}
+
+/** What one request takes from the backend, and what its answer is read with. */
+interface LimitRequest {
+  input: { now: number; counters: CounterSpec[]; leases: LeaseSpec[] };
+  meta: Meta[];
+  leaseMeta: Array<{ scope: SubjectType; id: string }>;
+  /** Tokens taken from every tokens counter, corrected when the request ends. */
+  reserve: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -104,6 +117,8 @@ export class LimitsService {
   private readonly onSettleFailed = (err: unknown) => this.backendFailed(err);
   /** Keyed by the cached resolved limits: a new resolution (TTL, invalidation) gets a new layout. */
   private readonly layouts = new WeakMap<SubjectLimits, Layout>();
+  private positionsSecond = -1;
+  private positions: WindowPosition[] = [];
 
   constructor(private readonly o: LimitsServiceOptions) {
     this.config = o.config;
@@ -225,10 +240,32 @@ export class LimitsService {
     const hit = this.cache.get(key);
     if (hit && now - hit.at < this.config.cacheTtlMs) return hit.value;
     const value = load();
-    value.catch(() => this.cache.delete(key));
+    const entry: Cached<SubjectLimits> = { value, at: now };
+    value.then(
+      (v) => {
+        entry.resolved = v;
+      },
+      () => this.cache.delete(key),
+    );
     if (this.cache.size > 100_000) this.cache.clear();
-    this.cache.set(key, { value, at: now });
+    this.cache.set(key, entry);
     return value;
+  }
+
+  /**
+   * The subjects a request of `p` is checked against, when both are resolved and fresh in the cache
+   * (the common case: no await); null otherwise. Mirrors `userLimits` and `keyLimits`.
+   */
+  private cachedSubjects(p: Principal): SubjectLimits[] | null {
+    const now = Date.now();
+    const ttl = this.config.cacheTtlMs;
+    const u = this.cache.get(`u:${p.userId}`);
+    if (u?.resolved === undefined || now - u.at >= ttl) return null;
+    if (!p.keyId) return [u.resolved];
+    const k = this.cache.get(`k:${p.keyId}`);
+    if (k?.resolved === undefined || now - k.at >= ttl) return null;
+    const live = (p.environment ?? 'live') === 'live';
+    return live && !k.resolved.override ? [u.resolved] : [u.resolved, k.resolved];
   }
 
   /** Worst-case tokens of a request: its prompt bound plus its output cap for every choice. */
@@ -242,11 +279,36 @@ export class LimitsService {
     return { name: 'rate-limits', check: (call) => this.check(call) };
   }
 
-  async check(call: InferenceCall): Promise<GuardRelease | undefined> {
+  /**
+   * Check and take every counter of the request. Synchronous when the subjects' limits are cached
+   * and the counters live in this process (no promise, no await on the hot path); otherwise a
+   * promise (Redis, a first request, a concurrency slot to wait for).
+   */
+  check(call: InferenceCall): GuardRelease | undefined | Promise<GuardRelease | undefined> {
     if (!this.config.enabled) return undefined;
     const p = call.principal;
     if (!p.userId) return undefined;
-    const subjects = [await this.userLimits(p.userId)];
+    const mem = this.o.backend instanceof MemoryBackend ? this.o.backend : null;
+    const subjects = mem ? this.cachedSubjects(p) : null;
+    if (mem && subjects) {
+      const now = this.now();
+      const layouts = this.seededLayouts(subjects, now);
+      if (layouts) {
+        const req = this.request(call, layouts, now);
+        if (!req) return undefined;
+        const r = mem.checkNow(req.input);
+        // A concurrency refusal may wait for a slot to free up: the asynchronous path does that.
+        if (!this.isConcurrencyDenial(r, req.input.counters)) return this.admitted(call, req, r);
+      }
+    }
+    return this.checkWaiting(call);
+  }
+
+  /** The check with every await: limits to resolve, quotas to seed, Redis, a slot to wait for. */
+  private async checkWaiting(call: InferenceCall): Promise<GuardRelease | undefined> {
+    const p = call.principal;
+    const userId = p.userId!;
+    const subjects = [await this.userLimits(userId)];
     const key = await this.keyLimits(p);
     if (key) subjects.push(key);
     const now = this.now();
@@ -255,10 +317,52 @@ export class LimitsService {
       const day = Math.floor(now / DAY_MS);
       for (let i = 0; i < subjects.length; i++) {
         if (layouts[i]!.seededDay === day) continue;
-        await this.seedQuotas(this.o.backend, subjects[i]!, p.userId, now);
+        await this.seedQuotas(this.o.backend, subjects[i]!, userId, now);
         layouts[i]!.seededDay = day;
       }
     }
+    const req = this.request(call, layouts, now);
+    if (!req) return undefined;
+    const input = req.input;
+    let r: CheckResult;
+    try {
+      r = await this.o.backend.check(input);
+      // A slot freed by a response the client has just read may land a moment after its next
+      // request: wait briefly for it rather than refuse a client that never exceeded the limit.
+      for (
+        let pause = 5, waited = 0;
+        this.isConcurrencyDenial(r, input.counters) && waited < this.config.concurrencyWaitMs;
+      ) {
+        await new Promise((res) => setTimeout(res, pause));
+        waited += pause;
+        pause = Math.min(pause * 2, 40);
+        r = await this.o.backend.check(input);
+      }
+      this.backendOk();
+    } catch (err) {
+      this.backendFailed(err);
+      if (this.config.failure === 'open') return undefined;
+      throw new GatewayError(503, 'Rate limiting is unavailable; try again shortly', {
+        type: 'rate_limit_unavailable',
+        code: 'rate_limit_unavailable',
+        headers: { 'retry-after': '1' },
+      });
+    }
+    return this.admitted(call, req, r);
+  }
+
+  /** The layouts of the subjects when this process has seeded their quotas today; null otherwise. */
+  private seededLayouts(subjects: SubjectLimits[], now: number): Layout[] | null {
+    const day = Math.floor(now / DAY_MS);
+    const a = this.layoutOf(subjects[0]!);
+    if (a.seededDay !== day) return null;
+    if (subjects.length === 1) return a.alone;
+    const b = this.layoutOf(subjects[1]!);
+    return b.seededDay === day ? [a, b] : null;
+  }
+
+  /** The counters and leases a request takes; null when none of its subjects has a limit. */
+  private request(call: InferenceCall, layouts: Layout[], now: number): LimitRequest | null {
     const reserve = this.reservation(call);
     const counters: CounterSpec[] = [];
     const meta: Meta[] = [];
@@ -266,14 +370,10 @@ export class LimitsService {
     const leaseMeta: Array<{ scope: SubjectType; id: string }> = [];
     // The gateway's request ids are unique (never the caller's), so they name the lease.
     const leaseId = call.requestId;
-    const positions: Array<WindowPosition | undefined> = [];
+    const positions = this.positionsAt(now);
     for (const layout of layouts) {
       for (const c of layout.counters) {
-        let pos = positions[c.windowIndex];
-        if (!pos) {
-          pos = position(c.meta.window, now);
-          positions[c.windowIndex] = pos;
-        }
+        const pos = positions[c.windowIndex]!;
         counters.push({
           key: c.key,
           amount: c.meta.dim === 'requests' ? 1 : reserve,
@@ -296,37 +396,32 @@ export class LimitsService {
         leaseMeta.push(layout.lease.meta);
       }
     }
-    if (counters.length === 0 && leases.length === 0) return undefined;
+    if (counters.length === 0 && leases.length === 0) return null;
+    return { input: { now, counters, leases }, meta, leaseMeta, reserve };
+  }
 
-    let r: CheckResult;
-    try {
-      r = await this.o.backend.check({ now, counters, leases });
-      // A slot freed by a response the client has just read may land a moment after its next
-      // request: wait briefly for it rather than refuse a client that never exceeded the limit.
-      for (
-        let pause = 5, waited = 0;
-        this.isConcurrencyDenial(r, counters) && waited < this.config.concurrencyWaitMs;
-      ) {
-        await new Promise((res) => setTimeout(res, pause));
-        waited += pause;
-        pause = Math.min(pause * 2, 40);
-        r = await this.o.backend.check({ now, counters, leases });
-      }
-      this.backendOk();
-    } catch (err) {
-      this.backendFailed(err);
-      if (this.config.failure === 'open') return undefined;
-      throw new GatewayError(503, 'Rate limiting is unavailable; try again shortly', {
-        type: 'rate_limit_unavailable',
-        code: 'rate_limit_unavailable',
-        headers: { 'retry-after': '1' },
-      });
+  /**
+   * Where each window stands at `now` (WINDOWS' order), worked out once per second: a sliding
+   * window's buckets are whole seconds or minutes; a calendar counter's lifetime may run up to a
+   * second past what `position` at the exact millisecond would give.
+   */
+  private positionsAt(now: number): WindowPosition[] {
+    const second = Math.floor(now / 1000);
+    if (second !== this.positionsSecond) {
+      const at = second * 1000;
+      this.positions = WINDOWS.map((w) => position(w, at));
+      this.positionsSecond = second;
     }
-    Object.assign(call.responseHeaders, rateLimitHeaders(counters, meta, r));
+    return this.positions;
+  }
 
-    if (r.denied >= 0) throw this.refusal(counters, meta, leases, leaseMeta, r);
-
-    const tokenCounters = counters.filter((_, i) => meta[i]!.dim === 'tokens');
+  /** After the backend's answer: the rate-limit headers, the refusal, or the release for the end. */
+  private admitted(call: InferenceCall, req: LimitRequest, r: CheckResult): GuardRelease {
+    const { counters, leases } = req.input;
+    setRateLimitHeaders(call.responseHeaders, counters, req.meta, r);
+    if (r.denied >= 0) throw this.refusal(counters, req.meta, leases, req.leaseMeta, r);
+    const reserve = req.reserve;
+    const meta = req.meta;
     let released = false;
     // Sent, not awaited: the answer does not wait for Redis' reply to the release. This process's
     // next check goes on the same connection after it, and Redis runs one connection's commands in
@@ -338,15 +433,16 @@ export class LimitsService {
       const u = outcome.usage;
       const actual = u ? u.promptTokens + u.completionTokens : 0;
       const delta = actual - reserve;
-      const adjustments: Adjustment[] =
-        delta === 0 ? [] : tokenCounters.map((c) => ({ key: c.key, field: c.cur, delta }));
+      const adjustments: Adjustment[] = [];
+      if (delta !== 0)
+        for (let i = 0; i < counters.length; i++)
+          if (meta[i]!.dim === 'tokens')
+            adjustments.push({ key: counters[i]!.key, field: counters[i]!.cur, delta });
+      const held = leases.map((l) => ({ key: l.key, id: l.id }));
       // The leases expire by themselves; a lost refund only over-counts, never under-counts.
-      this.o.backend
-        .settle(
-          adjustments,
-          leases.map((l) => ({ key: l.key, id: l.id })),
-        )
-        .catch(this.onSettleFailed);
+      const backend = this.o.backend;
+      if (backend instanceof MemoryBackend) backend.settleNow(adjustments, held);
+      else backend.settle(adjustments, held).catch(this.onSettleFailed);
     };
   }
 
@@ -372,7 +468,8 @@ export class LimitsService {
         s.limits.concurrency === null
           ? null
           : { key: `${base}inflight`, limit: s.limits.concurrency, meta: { scope: s.scope, id: s.id } };
-      l = { counters, lease, seededDay: -1 };
+      l = { counters, lease, seededDay: -1, alone: [] };
+      l.alone.push(l);
       this.layouts.set(s, l);
     }
     return l;
@@ -526,13 +623,20 @@ export class LimitsService {
   }
 }
 
-/** OpenAI's duration format: `20ms`, `1s`, `6m0s`, `1h2m3s`. */
+/** OpenAI's duration format: `20ms`, `1s`, `6m0s`, `1h2m3s` (integer arithmetic: no toFixed per request). */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const total = Math.round(ms) / 1000;
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = Number((total % 60).toFixed(3));
+  const total = Math.round(ms);
+  const h = Math.floor(total / 3_600_000);
+  const m = Math.floor((total % 3_600_000) / 60_000);
+  const rest = total % 60_000;
+  const whole = Math.floor(rest / 1000);
+  const frac = rest % 1000;
+  // Seconds with up to three decimals, trailing zeros dropped (1.5s, 1.05s, 1.005s, 1s).
+  const s =
+    frac === 0
+      ? `${whole}`
+      : `${whole}.${frac % 100 === 0 ? frac / 100 : frac % 10 === 0 ? `${frac < 100 ? '0' : ''}${frac / 10}` : `${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`}`;
   if (h > 0) return `${h}h${m}m${s}s`;
   if (m > 0) return `${m}m${s}s`;
   return `${s}s`;
@@ -543,11 +647,16 @@ const RATE_LIMIT_HEADERS = {
   requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
   tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
 } as const;
+const DIMS = ['requests', 'tokens'] as const;
 
-/** The tightest requests and tokens limits of the request as OpenAI's x-ratelimit-* headers. */
-function rateLimitHeaders(counters: CounterSpec[], meta: Meta[], r: CheckResult): Record<string, string> {
-  const h: Record<string, string> = {};
-  for (const dim of ['requests', 'tokens'] as const) {
+/** The tightest requests and tokens limits of the request as OpenAI's x-ratelimit-* headers, into `h`. */
+function setRateLimitHeaders(
+  h: Record<string, string>,
+  counters: CounterSpec[],
+  meta: Meta[],
+  r: CheckResult,
+): void {
+  for (const dim of DIMS) {
     let best = -1;
     let bestRemaining = Number.POSITIVE_INFINITY;
     for (let i = 0; i < counters.length; i++) {
@@ -564,5 +673,4 @@ function rateLimitHeaders(counters: CounterSpec[], meta: Meta[], r: CheckResult)
     h[remaining] = String(bestRemaining);
     h[reset] = formatDuration(r.resetMs[best]!);
   }
-  return h;
 }

@@ -29,7 +29,8 @@ export const defaultPrefs = (userId: string): PrefsRow => ({
 
 /** Notifications to users: preferences, and mails queued in the outbox for the user's address. */
 export class Notifier {
-  private readonly thresholds = new Map<string, { threshold: number | null; at: number }>();
+  /** Per user: the low-balance threshold and whether the alert is armed (0) or sent (1), as last read. */
+  private readonly thresholds = new Map<string, { threshold: number | null; alerted: number; at: number }>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -81,15 +82,27 @@ export class Notifier {
   }
 
   /** Cached threshold lookup (hot path: after every settled request). */
-  private async threshold(userId: string): Promise<number | null> {
+  private async threshold(
+    userId: string,
+  ): Promise<{ threshold: number | null; alerted: number; at: number }> {
     const now = Date.now();
     const hit = this.thresholds.get(userId);
-    if (hit && now - hit.at < this.cacheTtlMs) return hit.threshold;
+    if (hit && now - hit.at < this.cacheTtlMs) return hit;
     const p = await this.prefs(userId);
-    const threshold = p.email_enabled === 1 ? p.low_balance_threshold_micros : null;
+    const entry = {
+      threshold: p.email_enabled === 1 ? p.low_balance_threshold_micros : null,
+      alerted: p.low_balance_alerted,
+      at: now,
+    };
     if (this.thresholds.size > 50_000) this.thresholds.clear();
-    this.thresholds.set(userId, { threshold, at: now });
-    return threshold;
+    this.thresholds.set(userId, entry);
+    return entry;
+  }
+
+  /** False when the cache knows, fresh, that the user has no low-balance alert (no await on the hot path). */
+  mayAlertLowBalance(userId: string): boolean {
+    const hit = this.thresholds.get(userId);
+    return !hit || hit.threshold !== null || Date.now() - hit.at >= this.cacheTtlMs;
   }
 
   /**
@@ -101,19 +114,26 @@ export class Notifier {
     available: () => Promise<number | null>,
     now = Date.now(),
   ): Promise<void> {
-    const threshold = await this.threshold(userId);
+    const t = await this.threshold(userId);
+    const threshold = t.threshold;
     if (threshold === null) return;
     const balance = await available();
     if (balance === null) return;
     if (balance >= threshold) {
+      // Re-arm only when the alert was sent, as last read (a write per request otherwise; another
+      // instance's alert is seen once the cached prefs expire).
+      if (t.alerted === 0) return;
       await this.db
         .updateTable('notification_prefs')
         .set({ low_balance_alerted: 0 })
         .where('user_id', '=', userId)
         .where('low_balance_alerted', '=', 1)
         .execute();
+      t.alerted = 0;
       return;
     }
+    if (t.alerted === 1) return;
+    t.alerted = 1;
     await this.db.transaction().execute(async (trx) => {
       const r = await trx
         .updateTable('notification_prefs')
