@@ -1,11 +1,9 @@
 import type { FastifyReply } from 'fastify';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { InferenceCall, PipelineObserver, SettleResult } from '../inference/pipeline.js';
 import { GatewayError } from '../lib/errors.js';
 import type { Target } from '../routing/router.js';
-
-type CounterChild = ReturnType<Counter<string>['labels']>;
-type HistogramChild = ReturnType<Histogram<string>['labels']>;
+import { type CounterChild, FastCounter, FastGauge, FastHistogram, type HistogramChild } from './fast.js';
 
 /** Label children of one provider+model, created once and reused by every request. */
 interface ModelSeries {
@@ -35,16 +33,16 @@ export type LabeledSource = () => Iterable<[string, number]> | Promise<Iterable<
  */
 export class Metrics implements PipelineObserver {
   readonly registry = new Registry();
-  private readonly httpRequests: Counter<string>;
-  private readonly httpLatency: Histogram<string>;
-  private readonly inference: Counter<string>;
-  private readonly upstreamLatency: Histogram<string>;
-  private readonly overhead: Histogram<string>;
-  private readonly ttft: Histogram<string>;
-  private readonly tokens: Counter<string>;
-  private readonly spend: Counter<string>;
+  private readonly httpRequests: FastCounter;
+  private readonly httpLatency: FastHistogram;
+  private readonly inference: FastCounter;
+  private readonly upstreamLatency: FastHistogram;
+  private readonly overhead: HistogramChild;
+  private readonly ttft: FastHistogram;
+  private readonly tokens: FastCounter;
+  private readonly spend: FastCounter;
   private readonly refusals: Counter<string>;
-  readonly inFlight: Gauge<string>;
+  readonly inFlight: FastGauge;
   private readonly http = new Map<string, HttpSeries>();
   private readonly models = new Map<string, Map<string, ModelSeries>>();
   private readonly upstreamByProvider = new Map<string, HistogramChild>();
@@ -58,57 +56,59 @@ export class Metrics implements PipelineObserver {
     if (opts.instance) this.registry.setDefaultLabels({ instance_id: opts.instance });
     if (opts.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
-    this.httpRequests = new Counter({
-      name: 'gatewayz_http_requests_total',
-      help: 'HTTP requests by route, method and status',
-      labelNames: ['route', 'method', 'status'],
-      registers: r,
-    });
-    this.httpLatency = new Histogram({
-      name: 'gatewayz_http_request_duration_seconds',
-      help: 'Time from request to the end of the response (streams: to the last byte)',
-      labelNames: ['route', 'method'],
-      buckets: LATENCY,
-      registers: r,
-    });
-    this.inference = new Counter({
-      name: 'gatewayz_inference_requests_total',
-      help: 'Inference requests by serving provider, model and outcome',
-      labelNames: ['provider', 'model', 'status'],
-      registers: r,
-    });
-    this.upstreamLatency = new Histogram({
-      name: 'gatewayz_upstream_duration_seconds',
-      help: 'Time from sending to the provider until the response was settled',
-      labelNames: ['provider'],
-      buckets: LATENCY,
-      registers: r,
-    });
-    this.overhead = new Histogram({
-      name: 'gatewayz_gateway_overhead_seconds',
-      help: 'Time spent in the gateway before the upstream call (auth, guards, hold, routing)',
-      buckets: OVERHEAD,
-      registers: r,
-    });
-    this.ttft = new Histogram({
-      name: 'gatewayz_time_to_first_token_seconds',
-      help: 'Time from request to the first byte of the answer sent to the client',
-      labelNames: ['provider'],
-      buckets: LATENCY,
-      registers: r,
-    });
-    this.tokens = new Counter({
-      name: 'gatewayz_tokens_total',
-      help: 'Tokens charged, by direction (in = prompt, out = completion)',
-      labelNames: ['provider', 'model', 'direction'],
-      registers: r,
-    });
-    this.spend = new Counter({
-      name: 'gatewayz_spend_usd_total',
-      help: 'Amount charged to users (USD; exact values are in the ledger)',
-      labelNames: ['provider', 'model'],
-      registers: r,
-    });
+    // The per-request series (src/metrics/fast.ts: recording without prom-client's per-call hashing).
+    this.httpRequests = new FastCounter(
+      'gatewayz_http_requests_total',
+      'HTTP requests by route, method and status',
+      ['route', 'method', 'status'],
+      this.registry,
+    );
+    this.httpLatency = new FastHistogram(
+      'gatewayz_http_request_duration_seconds',
+      'Time from request to the end of the response (streams: to the last byte)',
+      ['route', 'method'],
+      LATENCY,
+      this.registry,
+    );
+    this.inference = new FastCounter(
+      'gatewayz_inference_requests_total',
+      'Inference requests by serving provider, model and outcome',
+      ['provider', 'model', 'status'],
+      this.registry,
+    );
+    this.upstreamLatency = new FastHistogram(
+      'gatewayz_upstream_duration_seconds',
+      'Time from sending to the provider until the response was settled',
+      ['provider'],
+      LATENCY,
+      this.registry,
+    );
+    this.overhead = new FastHistogram(
+      'gatewayz_gateway_overhead_seconds',
+      'Time spent in the gateway before the upstream call (auth, guards, hold, routing)',
+      [],
+      OVERHEAD,
+      this.registry,
+    ).child();
+    this.ttft = new FastHistogram(
+      'gatewayz_time_to_first_token_seconds',
+      'Time from request to the first byte of the answer sent to the client',
+      ['provider'],
+      LATENCY,
+      this.registry,
+    );
+    this.tokens = new FastCounter(
+      'gatewayz_tokens_total',
+      'Tokens charged, by direction (in = prompt, out = completion)',
+      ['provider', 'model', 'direction'],
+      this.registry,
+    );
+    this.spend = new FastCounter(
+      'gatewayz_spend_usd_total',
+      'Amount charged to users (USD; exact values are in the ledger)',
+      ['provider', 'model'],
+      this.registry,
+    );
     this.refusals = new Counter({
       name: 'gatewayz_rate_limit_refusals_total',
       help: 'Requests refused by a limit (HTTP 429) before reaching a provider, by error code',
@@ -116,11 +116,11 @@ export class Metrics implements PipelineObserver {
       registers: r,
     });
     this.refusals.labels('rate_limit_exceeded'); // the usual code, exported from the start (0)
-    this.inFlight = new Gauge({
-      name: 'gatewayz_requests_in_flight',
-      help: 'HTTP requests (and streams) this instance is serving now',
-      registers: r,
-    });
+    this.inFlight = new FastGauge(
+      'gatewayz_requests_in_flight',
+      'HTTP requests (and streams) this instance is serving now',
+      this.registry,
+    );
     const self = this;
     new Gauge({
       name: 'gatewayz_holds_in_flight',
@@ -185,12 +185,12 @@ export class Metrics implements PipelineObserver {
     const key = method === 'GET' || method === 'POST' ? route : `${method} ${route}`;
     let s = this.http.get(key);
     if (!s) {
-      s = { count: new Map(), latency: this.httpLatency.labels(route, method) };
+      s = { count: new Map(), latency: this.httpLatency.child(route, method) };
       this.http.set(key, s);
     }
     let c = s.count.get(status);
     if (!c) {
-      c = this.httpRequests.labels(route, method, String(status));
+      c = this.httpRequests.child(route, method, String(status));
       s.count.set(status, c);
     }
     c.inc();
@@ -206,9 +206,9 @@ export class Metrics implements PipelineObserver {
     let s = byModel.get(model);
     if (!s) {
       s = {
-        tokensIn: this.tokens.labels(provider, model, 'in'),
-        tokensOut: this.tokens.labels(provider, model, 'out'),
-        spend: this.spend.labels(provider, model),
+        tokensIn: this.tokens.child(provider, model, 'in'),
+        tokensOut: this.tokens.child(provider, model, 'out'),
+        spend: this.spend.child(provider, model),
         byStatus: new Map(),
       };
       byModel.set(model, s);
@@ -219,20 +219,16 @@ export class Metrics implements PipelineObserver {
   private countInference(s: ModelSeries, provider: string, model: string, status: string): void {
     let c = s.byStatus.get(status);
     if (!c) {
-      c = this.inference.labels(provider, model, status);
+      c = this.inference.child(provider, model, status);
       s.byStatus.set(status, c);
     }
     c.inc();
   }
 
-  private perProvider(
-    map: Map<string, HistogramChild>,
-    h: Histogram<string>,
-    provider: string,
-  ): HistogramChild {
+  private perProvider(map: Map<string, HistogramChild>, h: FastHistogram, provider: string): HistogramChild {
     let c = map.get(provider);
     if (!c) {
-      c = h.labels(provider);
+      c = h.child(provider);
       map.set(provider, c);
     }
     return c;
