@@ -89,17 +89,25 @@ export class MemoryBackend implements LimiterBackend {
         retryMs = retryAfterMs(spec, now, live(c), sum);
       }
     }
-    const inFlight: number[] = [];
-    input.leases.forEach((l, i) => {
+    const leases = input.leases;
+    const inFlight = new Array<number>(leases.length);
+    for (let i = 0; i < leases.length; i++) {
+      const l = leases[i]!;
       const m = this.leases.get(l.key);
-      if (m) for (const [id, exp] of m) if (exp <= now) m.delete(id);
-      const count = m?.size ?? 0;
-      inFlight.push(count);
+      let count = m?.size ?? 0;
+      // Expired leases (a release that never came) are dropped only when they could matter: at the
+      // limit, or for a report. Scanning them on every request cost a pass over every request in
+      // flight of the subject (2,000 open streams: 2,000 entries per new request).
+      if (m && (count + 1 > l.limit || input.dry)) {
+        for (const [id, exp] of m) if (exp <= now) m.delete(id);
+        count = m.size;
+      }
+      inFlight[i] = count;
       if (denied < 0 && count + 1 > l.limit) {
         denied = specs.length + i;
         retryMs = 1000;
       }
-    });
+    }
     if (denied < 0 && !input.dry) {
       for (let i = 0; i < n; i++) {
         const spec = specs[i]!;
@@ -115,7 +123,8 @@ export class MemoryBackend implements LimiterBackend {
         c.expiresAt = now + spec.ttlMs;
         used[i]! += spec.amount;
       }
-      input.leases.forEach((l, i) => {
+      for (let i = 0; i < leases.length; i++) {
+        const l = leases[i]!;
         let m = this.leases.get(l.key);
         if (!m) {
           m = new Map();
@@ -123,7 +132,7 @@ export class MemoryBackend implements LimiterBackend {
         }
         m.set(l.id, l.expiresAt);
         inFlight[i]! += 1;
-      });
+      }
     }
     const resetMs = new Array<number>(n);
     for (let i = 0; i < n; i++) resetMs[i] = resetOf(specs[i]!, now, found[i]);
