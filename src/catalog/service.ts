@@ -149,7 +149,11 @@ export class Catalog {
     }
     this.byId = byId;
     this.all = [...byId.values()].flat();
+    this.version++;
   }
+
+  /** Changes whenever the index is rebuilt (what `find` answers may have changed). */
+  version = 0;
 
   /** Entries serving `id` (exact, case kept), or a namespaced id for a bare one (`gpt-4o` → `openai/gpt-4o`). */
   find(id: string): CatalogEntry[] {

@@ -372,7 +372,7 @@ export class Pipeline {
   /** Hold the worst case; if the balance cannot cover it, cap the output to what it can pay for. */
   private async hold(
     call: InferenceCall,
-    targets: Target[],
+    targets: readonly Target[],
   ): Promise<{ holdId: string | null; cap: number | null }> {
     const userId = call.principal.userId;
     if (!userId)

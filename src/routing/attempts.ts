@@ -92,7 +92,7 @@ export class AttemptRunner {
   ) {}
 
   async run(
-    targets: Target[],
+    targets: readonly Target[],
     hooks: AttemptHooks,
     signal: RequestAbort,
     deadline: number,
@@ -104,7 +104,7 @@ export class AttemptRunner {
     let shed = 0;
     for (const t of targets) {
       const keys = breakerKeys(t.provider.def.name, t.entry.id);
-      if (!(await this.allowed(keys))) {
+      if (!(this.allowedNow(keys) ?? (await this.allowed(keys)))) {
         shed++;
         continue;
       }
@@ -138,7 +138,18 @@ export class AttemptRunner {
     throw new GatewayError(502, 'No provider could serve the request', { type: 'upstream_error' });
   }
 
-  private async allowed(keys: string[]): Promise<boolean> {
+  /** `allowed` without a promise when every breaker can answer at once; undefined otherwise. */
+  private allowedNow(keys: readonly string[]): boolean | undefined {
+    const b = this.deps.breakers;
+    if (!b.acquireNow) return undefined;
+    for (const k of keys) {
+      const r = b.acquireNow(k);
+      if (r !== true) return r; // false: shed; undefined: ask `allowed` (nothing was taken)
+    }
+    return true;
+  }
+
+  private async allowed(keys: readonly string[]): Promise<boolean> {
     try {
       for (const k of keys) if (!(await this.deps.breakers.acquire(k))) return false;
       return true;
@@ -238,9 +249,16 @@ export class AttemptRunner {
         };
       }
       const ok = !outcome?.upstreamFailed;
-      await Promise.all(
-        keys.map((k) => (ok ? this.deps.breakers.success(k) : this.deps.breakers.failure(k))),
-      ).catch((err) => this.deps.log.warn({ err }, 'circuit breaker update failed'));
+      const b = this.deps.breakers;
+      let pending: Array<Promise<void>> | null = null;
+      for (const k of keys) {
+        if (ok && b.successNow?.(k)) continue;
+        (pending ??= []).push(ok ? b.success(k) : b.failure(k));
+      }
+      if (pending)
+        await Promise.all(pending).catch((err) =>
+          this.deps.log.warn({ err }, 'circuit breaker update failed'),
+        );
       return null;
     } finally {
       release?.();

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Clock } from './breaker.js';
-import { systemClock } from './breaker.js';
+import { breakerKeys, type Clock, systemClock } from './breaker.js';
 import type { BalanceSpec } from './config.js';
 
 export interface Balanceable {
@@ -85,7 +84,7 @@ export class Balancer {
 
   /** Mark a call as started; the returned function records its latency (time to first byte) when it ends. */
   begin(provider: string, model: string): (latencyMs: number | null) => void {
-    const key = `${provider}|${model}`;
+    const key = breakerKeys(provider, model)[1]; // `${provider}|${model}`, made once
     let e = this.latency.get(key);
     if (!e) {
       e = { value: 0, at: this.clock.now(), inFlight: 0 };

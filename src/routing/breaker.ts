@@ -33,16 +33,37 @@ export interface BreakerView {
  */
 export interface CircuitBreakers {
   acquire(key: string): Promise<boolean>;
+  /**
+   * `acquire` when it can answer without waiting, else undefined (then call `acquire`). Answering
+   * undefined must leave the breaker as it was. Memory: always; Redis: a key seen closed a moment ago.
+   */
+  acquireNow?(key: string): boolean | undefined;
   success(key: string): Promise<void>;
+  /** `success` when it needs no round trip (true), else false (then call `success`). */
+  successNow?(key: string): boolean;
   failure(key: string): Promise<void>;
   view(keys?: string[]): Promise<BreakerView[]>;
   close(): Promise<void>;
 }
 
-export const breakerKeys = (provider: string, model: string): [string, string] => [
-  provider,
-  `${provider}|${model}`,
-];
+const keysOf = new Map<string, Map<string, readonly [string, string]>>();
+
+/** The breaker keys of a target, made once per provider and model (shared: never mutate). */
+export function breakerKeys(provider: string, model: string): readonly [string, string] {
+  let byModel = keysOf.get(provider);
+  if (!byModel) {
+    byModel = new Map();
+    keysOf.set(provider, byModel);
+  }
+  let k = byModel.get(model);
+  if (!k) {
+    k = [provider, `${provider}|${model}`];
+    // Bounded: models come from the catalog (a request for an unknown model never gets this far).
+    if (byModel.size > 100_000) byModel.clear();
+    byModel.set(model, k);
+  }
+  return k;
+}
 
 interface Slot {
   consecutive: number;
@@ -87,6 +108,10 @@ export class MemoryBreakers implements CircuitBreakers {
   }
 
   async acquire(key: string): Promise<boolean> {
+    return this.acquireNow(key);
+  }
+
+  acquireNow(key: string): boolean {
     const x = this.slots.get(key);
     if (!x) return true;
     const st = this.state(x);
@@ -109,6 +134,10 @@ export class MemoryBreakers implements CircuitBreakers {
   }
 
   async success(key: string): Promise<void> {
+    this.successNow(key);
+  }
+
+  successNow(key: string): boolean {
     const x = this.slot(key);
     this.count(x, false);
     x.consecutive = 0;
@@ -120,6 +149,7 @@ export class MemoryBreakers implements CircuitBreakers {
       x.failed = 0;
     }
     x.probeUntil = 0;
+    return true;
   }
 
   async failure(key: string): Promise<void> {
@@ -268,6 +298,10 @@ export class RedisBreakers implements CircuitBreakers {
     return at !== undefined && now - at < this.closedCacheMs;
   }
 
+  acquireNow(key: string): boolean | undefined {
+    return this.seenClosed(key, this.clock.now()) ? true : undefined;
+  }
+
   async acquire(key: string): Promise<boolean> {
     const now = this.clock.now();
     if (this.seenClosed(key, now)) return true;
@@ -281,16 +315,19 @@ export class RedisBreakers implements CircuitBreakers {
   }
 
   async success(key: string): Promise<void> {
-    const now = this.clock.now();
-    if (!this.seenClosed(key, now)) {
-      await this.redis.gwzBreakerSuccess(this.k(key), now, this.s.windowMs, this.ttl, 1, 0);
-      return;
-    }
+    if (this.successNow(key)) return;
+    await this.redis.gwzBreakerSuccess(this.k(key), this.clock.now(), this.s.windowMs, this.ttl, 1, 0);
+  }
+
+  /** A key seen closed a moment ago: counted locally, sent with the next flush. */
+  successNow(key: string): boolean {
+    if (!this.seenClosed(key, this.clock.now())) return false;
     this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     if (!this.flushTimer) {
       this.flushTimer = setTimeout(() => void this.flush().catch(() => {}), this.closedCacheMs);
       this.flushTimer.unref();
     }
+    return true;
   }
 
   async failure(key: string): Promise<void> {

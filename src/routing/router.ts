@@ -45,6 +45,9 @@ export function parseProviderPreference(v: unknown): ProviderPreference | null {
  */
 export class Router {
   private readonly rank: Map<string, number>;
+  /** `resolve(model, null)` per model, for the catalog's `version` (the common request: no provider preference). */
+  private readonly plain = new Map<string, readonly Target[]>();
+  private plainVersion = -1;
 
   constructor(
     private readonly catalog: Catalog,
@@ -64,7 +67,12 @@ export class Router {
     model: string,
     pref: ProviderPreference | null,
     opts: { fallbackModels?: readonly string[] | null; user?: { key: string | null; asked: boolean } } = {},
-  ): Target[] {
+  ): readonly Target[] {
+    // The common request: one model, no fallbacks, one provider: its cached targets as they are.
+    if (!opts.fallbackModels?.length && !this.routing.fallbacks?.[model]) {
+      const targets = this.resolve(model, pref);
+      if (targets.length < 2 || !this.routing.balancer || pref?.order?.length) return targets;
+    }
     const models: string[] = [];
     const add = (m: string) => {
       if (!models.includes(m)) models.push(m);
@@ -75,7 +83,7 @@ export class Router {
     const out: Target[] = [];
     let firstError: unknown = null;
     for (const m of models) {
-      let targets: Target[];
+      let targets: readonly Target[];
       try {
         targets = this.resolve(m, pref);
       } catch (err) {
@@ -98,7 +106,22 @@ export class Router {
     return out;
   }
 
-  resolve(model: string, pref: ProviderPreference | null): Target[] {
+  /** The targets serving `model`, best first (shared when `pref` is null: never mutate the array). */
+  resolve(model: string, pref: ProviderPreference | null): readonly Target[] {
+    if (pref !== null) return this.resolveFor(model, pref);
+    if (this.plainVersion !== this.catalog.version) {
+      this.plain.clear();
+      this.plainVersion = this.catalog.version;
+    }
+    let t = this.plain.get(model);
+    if (!t) {
+      t = this.resolveFor(model, null); // throws for a model it cannot serve: nothing cached then
+      this.plain.set(model, t);
+    }
+    return t;
+  }
+
+  private resolveFor(model: string, pref: ProviderPreference | null): Target[] {
     const entries = this.catalog.find(model);
     const providers = this.catalog.providers;
     for (const name of [...(pref?.order ?? []), ...(pref?.only ?? [])]) {
