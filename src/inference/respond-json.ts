@@ -1,6 +1,7 @@
 import type { Usage } from '../billing/cost.js';
 import { GatewayError } from '../lib/errors.js';
 import type { UpstreamResponse } from '../providers/upstream.js';
+import { BodyTooLarge } from '../providers/upstream-call.js';
 import type { RespondIO } from './pipeline.js';
 
 export const UPSTREAM_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -22,29 +23,13 @@ export async function respondJson(
   io: RespondIO,
   opts: JsonRespondOptions,
 ): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of res.body) {
-    size += c.length;
-    if (size > UPSTREAM_MAX_BODY_BYTES) {
-      res.body.destroy();
-      throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent an oversized response`, {
-        type: 'upstream_error',
-        code: 'upstream_body_too_large',
-      });
-    }
-    chunks.push(c as Buffer);
-  }
+  const text = await readUpstreamText(res, io);
   const upstreamMs = io.upstreamMs();
-  const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
   let body: any;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent a response that is not JSON`, {
-      type: 'upstream_error',
-      code: 'upstream_bad_response',
-    });
+    throw notJson(io);
   }
   const usage = opts.usageOf(body) ?? (await opts.countUsage(body));
   const settled = await io.settle(usage, 'ok');
@@ -57,6 +42,29 @@ export async function respondJson(
     3,
   );
   io.reply.code(200).headers(headers).type('application/json; charset=utf-8').send(out);
+}
+
+/** An upstream body, whole, as text; 502 `upstream_body_too_large` past UPSTREAM_MAX_BODY_BYTES. */
+export async function readUpstreamText(res: UpstreamResponse, io: RespondIO): Promise<string> {
+  let buf: Buffer;
+  try {
+    buf = await res.body.all(UPSTREAM_MAX_BODY_BYTES);
+  } catch (err) {
+    if (!(err instanceof BodyTooLarge)) throw err;
+    throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent an oversized response`, {
+      type: 'upstream_error',
+      code: 'upstream_body_too_large',
+    });
+  }
+  return buf.toString('utf8');
+}
+
+/** 502 `upstream_bad_response`: the provider's answer did not parse. */
+export function notJson(io: RespondIO): GatewayError {
+  return new GatewayError(502, `Provider ${io.target.provider.def.name} sent a response that is not JSON`, {
+    type: 'upstream_error',
+    code: 'upstream_bad_response',
+  });
 }
 
 /** Add one field to a JSON object's text without re-serializing the rest. */

@@ -57,6 +57,8 @@ interface Meta {
   id: string;
   dim: Dim;
   window: WindowName;
+  /** The counter's limit as its x-ratelimit-limit-* header value (made once). */
+  limitText: string;
 }
 
 /** A subject's counters and concurrency lease, as every check of it builds them. */
@@ -460,7 +462,7 @@ export class LimitsService {
             key: `${base}${dim}:${w}`,
             limit,
             windowIndex,
-            meta: { scope: s.scope, id: s.id, dim, window: w },
+            meta: { scope: s.scope, id: s.id, dim, window: w, limitText: String(limit) },
           });
         });
       }
@@ -669,7 +671,7 @@ function setRateLimitHeaders(
     }
     if (best < 0) continue;
     const [limit, remaining, reset] = RATE_LIMIT_HEADERS[dim];
-    h[limit] = String(counters[best]!.limit);
+    h[limit] = meta[best]!.limitText;
     h[remaining] = String(bestRemaining);
     h[reset] = formatDuration(r.resetMs[best]!);
   }

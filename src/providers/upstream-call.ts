@@ -35,6 +35,8 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   private ended = false;
   private error: Error | null = null;
   private waiting: { resolve(r: IteratorResult<Buffer>): void; reject(e: Error): void } | null = null;
+  /** `all()` is waiting: every chunk is kept (no pause) until the end, up to `limit` bytes. */
+  private collector: { resolve(b: Buffer): void; reject(e: Error): void; limit: number } | null = null;
   destroyed = false;
 
   constructor(
@@ -45,6 +47,17 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   /** From undici: false pauses the socket until the reader catches up. */
   push(chunk: Buffer): boolean {
     if (this.destroyed) return true;
+    const c = this.collector;
+    if (c) {
+      this.chunks.push(chunk);
+      this.queued += chunk.length;
+      if (this.queued > c.limit) {
+        this.collector = null;
+        this.destroy();
+        c.reject(new BodyTooLarge(c.limit));
+      }
+      return true;
+    }
     const w = this.waiting;
     if (w) {
       this.waiting = null;
@@ -60,6 +73,12 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
 
   end(): void {
     this.ended = true;
+    const c = this.collector;
+    if (c) {
+      this.collector = null;
+      c.resolve(this.rest());
+      return;
+    }
     const w = this.waiting;
     if (w) {
       this.waiting = null;
@@ -70,12 +89,53 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   fail(err: Error): void {
     if (this.destroyed || this.ended || this.error) return;
     this.error = err;
+    const c = this.collector;
+    if (c) {
+      this.collector = null;
+      this.destroyed = true;
+      c.reject(err);
+      return;
+    }
     const w = this.waiting;
     if (w) {
       this.waiting = null;
       this.destroyed = true;
       w.reject(err);
     }
+  }
+
+  /**
+   * The whole body in one Buffer, with one promise (a `for await` loop takes a promise and a result
+   * object per chunk): for JSON answers. Rejects with `BodyTooLarge` past `limit` bytes (the request
+   * is aborted), or with the upstream's error. Not to be mixed with iterating.
+   */
+  all(limit: number): Promise<Buffer> {
+    if (this.error) {
+      this.destroyed = true;
+      return Promise.reject(this.error);
+    }
+    if (this.queued > limit) {
+      this.destroy();
+      return Promise.reject(new BodyTooLarge(limit));
+    }
+    if (this.ended) return Promise.resolve(this.rest());
+    if (this.destroyed) return Promise.reject(new errors.RequestAbortedError());
+    return new Promise((resolve, reject) => {
+      this.collector = { resolve, reject, limit };
+      if (this.paused) {
+        this.paused = false;
+        this.resume();
+      }
+    });
+  }
+
+  /** The chunks not read yet, as one Buffer. */
+  private rest(): Buffer {
+    const parts = this.head === 0 ? this.chunks : this.chunks.slice(this.head);
+    this.chunks = [];
+    this.head = 0;
+    this.queued = 0;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[]);
   }
 
   next(): Promise<IteratorResult<Buffer>> {
@@ -116,6 +176,11 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    const c = this.collector;
+    if (c) {
+      this.collector = null;
+      c.reject(new errors.RequestAbortedError());
+    }
     this.chunks = [];
     this.head = 0;
     this.queued = 0;
@@ -132,6 +197,13 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
     const parts: Buffer[] = [];
     for await (const c of this) parts.push(c);
     return Buffer.concat(parts).toString('utf8');
+  }
+}
+
+/** An upstream body longer than the gateway reads (see `UpstreamBody.all`). */
+export class BodyTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`upstream body larger than ${limit} bytes`);
   }
 }
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestAbort } from '../../src/lib/abort.js';
 import { errors } from '../../src/providers/undici.js';
 import { Upstreams } from '../../src/providers/upstream.js';
+import { BodyTooLarge } from '../../src/providers/upstream-call.js';
 
 /** The gateway's upstream body (src/providers/upstream-call.ts) against a real HTTP server. */
 describe('upstream bodies', () => {
@@ -132,6 +133,43 @@ describe('upstream bodies', () => {
     });
     const err = await res.body.text().catch((e: Error) => e);
     expect(err).toBeInstanceOf(errors.BodyTimeoutError);
+  });
+
+  it('all(): the whole body in one Buffer, resuming a socket the unread queue had paused', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/big', method: 'GET', headers: {} });
+    await new Promise((r) => setTimeout(r, 300)); // nobody reads yet: the queue fills, the socket pauses
+    expect(flushed).toBeLessThan(48 * MiB);
+    const buf = await res.body.all(512 * MiB);
+    expect(buf.length).toBe(256 * MiB);
+    expect(buf[0]).toBe(97);
+    expect(buf[buf.length - 1]).toBe(97);
+    await bigDone;
+  });
+
+  it('all(limit): past the limit it rejects and closes the socket', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/big', method: 'GET', headers: {} });
+    await expect(res.body.all(4 * MiB)).rejects.toBeInstanceOf(BodyTooLarge);
+    expect(res.body.destroyed).toBe(true);
+    await bigDone; // the server saw its connection close
+    expect(flushed).toBeLessThan(64 * MiB);
+  });
+
+  it('all(): a connection that dies mid-body rejects with its error; the request’s abort with its reason', async () => {
+    const half = await upstreams.request({ baseUrl: base, path: '/half', method: 'GET', headers: {} });
+    expect(await half.body.all(MiB).catch((e: Error) => e)).toBeInstanceOf(errors.UndiciError);
+    expect(half.body.destroyed).toBe(true);
+
+    const ac = new RequestAbort();
+    const stall = await upstreams.request({
+      baseUrl: base,
+      path: '/stall',
+      method: 'GET',
+      headers: {},
+      abort: ac,
+    });
+    const reason = new Error('client closed the connection');
+    setTimeout(() => ac.abort(reason), 50);
+    await expect(stall.body.all(MiB)).rejects.toBe(reason);
   });
 
   it('leaving the loop early destroys the body; the next request gets a fresh answer', async () => {

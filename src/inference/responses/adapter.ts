@@ -9,7 +9,7 @@ import { parseAnthropicUsage } from '../../providers/anthropic/usage.js';
 import type { UpstreamResponse } from '../../providers/upstream.js';
 import { countChatUsage } from '../chat/count.js';
 import type { Adapter, RespondIO } from '../pipeline.js';
-import { UPSTREAM_MAX_BODY_BYTES } from '../respond-json.js';
+import { notJson, readUpstreamText } from '../respond-json.js';
 import { composeCodec, openAiChunkDecoder, relayStream } from '../translated-stream.js';
 import { upstreamBody } from '../upstream-body.js';
 import { usageFromOpenAi } from '../usage.js';
@@ -155,25 +155,10 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
 }
 
 async function readUpstreamJson(res: UpstreamResponse, io: RespondIO): Promise<Obj> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of res.body) {
-    size += c.length;
-    if (size > UPSTREAM_MAX_BODY_BYTES) {
-      res.body.destroy();
-      throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent an oversized response`, {
-        type: 'upstream_error',
-        code: 'upstream_body_too_large',
-      });
-    }
-    chunks.push(c as Buffer);
-  }
+  const text = await readUpstreamText(res, io);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
-    throw new GatewayError(502, `Provider ${io.target.provider.def.name} sent a response that is not JSON`, {
-      type: 'upstream_error',
-      code: 'upstream_bad_response',
-    });
+    throw notJson(io);
   }
 }
