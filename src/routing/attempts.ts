@@ -253,7 +253,8 @@ export class AttemptRunner {
       let pending: Array<Promise<void>> | null = null;
       for (const k of keys) {
         if (ok && b.successNow?.(k)) continue;
-        (pending ??= []).push(ok ? b.success(k) : b.failure(k));
+        pending ??= [];
+        pending.push(ok ? b.success(k) : b.failure(k));
       }
       if (pending)
         await Promise.all(pending).catch((err) =>

@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { emptyUsage, type Usage } from '../../billing/cost.js';
-import { GatewayError } from '../../lib/errors.js';
 import { chatToAnthropicUpstream } from '../../providers/anthropic/chat-adapter.js';
 import { usesJsonTool } from '../../providers/anthropic/request.js';
 import { anthropicToChatCompletion } from '../../providers/anthropic/response.js';
