@@ -30,6 +30,8 @@ export interface EnabledProvider {
 /** The model catalog: kept in the database, indexed in memory, refreshed from each provider's /models. */
 export class Catalog {
   private byId = new Map<string, CatalogEntry[]>();
+  /** Changes whenever the index is rebuilt (what `find` answers may have changed). */
+  version = 0;
   private all: CatalogEntry[] = [];
   private sync: ProviderSyncRow[] = [];
   private readonly defaultPrice: Price | null;
@@ -151,9 +153,6 @@ export class Catalog {
     this.all = [...byId.values()].flat();
     this.version++;
   }
-
-  /** Changes whenever the index is rebuilt (what `find` answers may have changed). */
-  version = 0;
 
   /** Entries serving `id` (exact, case kept), or a namespaced id for a bare one (`gpt-4o` → `openai/gpt-4o`). */
   find(id: string): CatalogEntry[] {

@@ -193,7 +193,6 @@ export class PlansService {
     return trx.selectFrom('user_plans').selectAll().where('user_id', '=', userId).executeTakeFirst();
   }
 
-  /** The plan a user is on (the default plan when none is assigned or it was cancelled). */
   /** The user's plan when it is in the cache and fresh (the guards' synchronous path); else undefined. */
   cachedPlanOf(userId: string): Plan | undefined {
     const hit = this.cache.get(userId);
@@ -201,10 +200,11 @@ export class PlansService {
     return this.byId.get(hit.planId) ?? this.defaultPlan();
   }
 
+  /** The plan a user is on (the default plan when none is assigned or it was cancelled). */
   async planOf(userId: string, trx: Kysely<Database> = this.db): Promise<Plan> {
+    const cached = this.cachedPlanOf(userId);
+    if (cached) return cached;
     const now = Date.now();
-    const hit = this.cache.get(userId);
-    if (hit && now - hit.at < this.cacheTtlMs) return this.byId.get(hit.planId) ?? this.defaultPlan();
     // Inside a transaction, read through it (SQLite has one connection: another read would wait forever).
     const r = await this.row(userId, trx);
     const planId = r && r.status !== 'canceled' ? r.plan_id : this.defaultPlanId;

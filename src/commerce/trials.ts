@@ -133,14 +133,19 @@ export class TrialsService {
 
   /** True when the cache knows, fresh, that the user has no active trial (no await on the hot path). */
   knownInactive(userId: string): boolean {
+    return this.cachedActive(userId) === false;
+  }
+
+  /** Whether the user may have an active trial, as cached and fresh; undefined when not known. */
+  private cachedActive(userId: string): boolean | undefined {
     const hit = this.state.get(userId);
-    return hit !== undefined && !hit.active && Date.now() - hit.at < this.cacheTtlMs;
+    return hit && Date.now() - hit.at < this.cacheTtlMs ? hit.active : undefined;
   }
 
   private async mayBeActive(userId: string): Promise<boolean> {
+    const cached = this.cachedActive(userId);
+    if (cached !== undefined) return cached;
     const now = Date.now();
-    const hit = this.state.get(userId);
-    if (hit && now - hit.at < this.cacheTtlMs) return hit.active;
     const t = await this.db
       .selectFrom('trials')
       .select(['status'])

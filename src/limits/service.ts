@@ -67,8 +67,6 @@ interface Layout {
   lease: { key: string; limit: number; meta: { scope: SubjectType; id: string } } | null;
   /** The UTC day this process last seeded the subject's quotas from the database (memory backend). */
   seededDay: number;
-  /** `[this]`: a request checked against this subject alone (built once). */
-  alone: Layout[];
 }
 
 /** What one request takes from the backend, and what its answer is read with. */
@@ -234,7 +232,7 @@ export class LimitsService {
         override: override ?? null,
       };
     });
-    return live && !k.override ? null : k;
+    return keySubject(p, k);
   }
 
   private cached(key: string, load: () => Promise<SubjectLimits>): Promise<SubjectLimits> {
@@ -255,19 +253,29 @@ export class LimitsService {
   }
 
   /**
-   * The subjects a request of `p` is checked against, when both are resolved and fresh in the cache
-   * (the common case: no await); null otherwise. Mirrors `userLimits` and `keyLimits`.
+   * The layouts a request of `p` is checked against when everything is at hand: both subjects'
+   * limits resolved and fresh in the cache, their quotas seeded by this process today (the common
+   * case: no await). Null otherwise. The same subjects as `userLimits` and `keyLimits`.
    */
-  private cachedSubjects(p: Principal): SubjectLimits[] | null {
-    const now = Date.now();
-    const ttl = this.config.cacheTtlMs;
-    const u = this.cache.get(`u:${p.userId}`);
-    if (u?.resolved === undefined || now - u.at >= ttl) return null;
-    if (!p.keyId) return [u.resolved];
-    const k = this.cache.get(`k:${p.keyId}`);
-    if (k?.resolved === undefined || now - k.at >= ttl) return null;
-    const live = (p.environment ?? 'live') === 'live';
-    return live && !k.resolved.override ? [u.resolved] : [u.resolved, k.resolved];
+  private cachedLayouts(p: Principal, now: number): Layout[] | null {
+    const fresh = (key: string) => {
+      const e = this.cache.get(key);
+      return e?.resolved !== undefined && Date.now() - e.at < this.config.cacheTtlMs ? e.resolved : null;
+    };
+    const user = fresh(`u:${p.userId}`);
+    if (!user) return null;
+    let key: SubjectLimits | null = null;
+    if (p.keyId) {
+      const k = fresh(`k:${p.keyId}`);
+      if (!k) return null;
+      key = keySubject(p, k);
+    }
+    const day = Math.floor(now / DAY_MS);
+    const a = this.layoutOf(user);
+    if (a.seededDay !== day) return null;
+    if (!key) return [a];
+    const b = this.layoutOf(key);
+    return b.seededDay === day ? [a, b] : null;
   }
 
   /** Worst-case tokens of a request: its prompt bound plus its output cap for every choice. */
@@ -291,10 +299,9 @@ export class LimitsService {
     const p = call.principal;
     if (!p.userId) return undefined;
     const mem = this.o.backend instanceof MemoryBackend ? this.o.backend : null;
-    const subjects = mem ? this.cachedSubjects(p) : null;
-    if (mem && subjects) {
+    if (mem) {
       const now = this.now();
-      const layouts = this.seededLayouts(subjects, now);
+      const layouts = this.cachedLayouts(p, now);
       if (layouts) {
         const req = this.request(call, layouts, now);
         if (!req) return undefined;
@@ -351,16 +358,6 @@ export class LimitsService {
       });
     }
     return this.admitted(call, req, r);
-  }
-
-  /** The layouts of the subjects when this process has seeded their quotas today; null otherwise. */
-  private seededLayouts(subjects: SubjectLimits[], now: number): Layout[] | null {
-    const day = Math.floor(now / DAY_MS);
-    const a = this.layoutOf(subjects[0]!);
-    if (a.seededDay !== day) return null;
-    if (subjects.length === 1) return a.alone;
-    const b = this.layoutOf(subjects[1]!);
-    return b.seededDay === day ? [a, b] : null;
   }
 
   /** The counters and leases a request takes; null when none of its subjects has a limit. */
@@ -470,8 +467,7 @@ export class LimitsService {
         s.limits.concurrency === null
           ? null
           : { key: `${base}inflight`, limit: s.limits.concurrency, meta: { scope: s.scope, id: s.id } };
-      l = { counters, lease, seededDay: -1, alone: [] };
-      l.alone.push(l);
+      l = { counters, lease, seededDay: -1 };
       this.layouts.set(s, l);
     }
     return l;
@@ -625,6 +621,11 @@ export class LimitsService {
   }
 }
 
+/** A key's own limits apply only when it has an override or is not a live key (then they are halved). */
+function keySubject(p: Principal, k: SubjectLimits): SubjectLimits | null {
+  return (p.environment ?? 'live') === 'live' && !k.override ? null : k;
+}
+
 /** OpenAI's duration format: `20ms`, `1s`, `6m0s`, `1h2m3s` (integer arithmetic: no toFixed per request). */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
@@ -632,13 +633,15 @@ export function formatDuration(ms: number): string {
   const h = Math.floor(total / 3_600_000);
   const m = Math.floor((total % 3_600_000) / 60_000);
   const rest = total % 60_000;
-  const whole = Math.floor(rest / 1000);
-  const frac = rest % 1000;
   // Seconds with up to three decimals, trailing zeros dropped (1.5s, 1.05s, 1.005s, 1s).
-  const s =
-    frac === 0
-      ? `${whole}`
-      : `${whole}.${frac % 100 === 0 ? frac / 100 : frac % 10 === 0 ? `${frac < 100 ? '0' : ''}${frac / 10}` : `${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`}`;
+  const whole = Math.floor(rest / 1000);
+  let frac = rest % 1000;
+  let digits = 3;
+  while (frac !== 0 && frac % 10 === 0) {
+    frac /= 10;
+    digits--;
+  }
+  const s = frac === 0 ? `${whole}` : `${whole}.${String(frac).padStart(digits, '0')}`;
   if (h > 0) return `${h}h${m}m${s}s`;
   if (m > 0) return `${m}m${s}s`;
   return `${s}s`;
