@@ -7,6 +7,7 @@ import { AccountsStore } from './accounts/store.js';
 import { adminRoutes } from './admin/routes.js';
 import { installAdminAudit } from './audit/hook.js';
 import type { AuditLog } from './audit/log.js';
+import { DEFAULT_LEASES } from './billing/hold-leases.js';
 import { PostgresBillingFastPath } from './billing/postgres-fast.js';
 import { billingRoutes } from './billing/routes.js';
 import { sqliteFastPath } from './billing/sqlite-fast.js';
@@ -117,6 +118,8 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
     db.dialect,
     sqliteFastPath(db),
     db.pgPool ? new PostgresBillingFastPath(db.pgPool) : null,
+    config.holdLeaseMinInFlight > 0 ? { ...DEFAULT_LEASES, minInFlight: config.holdLeaseMinInFlight } : null,
+    (err) => app.log.warn({ err }, 'giving back a hold lease failed (its hold expires)'),
   );
   const accountsStore = new AccountsStore(db.db);
   const accounts = new AccountsService(
@@ -328,6 +331,7 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
       await app.close();
       // Streams cut by a shutdown deadline still settle: wait for every run to finish.
       await pipeline.drain(10_000);
+      await billing.close();
       await limits.close();
       await commerce.close();
       await access.close();

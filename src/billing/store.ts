@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database, UsageRecordsTable } from '../db/schema.js';
+import { DEFAULT_LEASES, HoldLeases, type LeaseSettings } from './hold-leases.js';
 import type { PostgresBillingFastPath } from './postgres-fast.js';
 import type { SqliteBillingFastPath } from './sqlite-fast.js';
 import type { SqliteGroupCommit } from './sqlite-group-commit.js';
@@ -23,6 +24,9 @@ export type LedgerBucket = 'paid' | 'trial';
 
 /** Balances, holds, the ledger and usage records. Every balance change writes a ledger row in the same transaction. */
 export class BillingStore {
+  /** Holds of users with several requests in flight come out of one lease (hold-leases.ts); null: off. */
+  readonly leases: HoldLeases | null;
+
   constructor(
     private readonly db: Kysely<Database>,
     readonly dialect: Dialect,
@@ -30,10 +34,41 @@ export class BillingStore {
     private readonly fast: { path: SqliteBillingFastPath; commits: SqliteGroupCommit } | null = null,
     /** PostgreSQL: the hold and the settle as one statement each. */
     private readonly pgFast: PostgresBillingFastPath | null = null,
-  ) {}
+    leases: LeaseSettings | null = DEFAULT_LEASES,
+    onError?: (err: unknown) => void,
+  ) {
+    this.leases = leases
+      ? new HoldLeases(
+          {
+            hold: (...a) => this.holdInStorage(...a),
+            release: (id) => this.releaseInStorage(id),
+            available: (userId) => this.available(userId),
+          },
+          leases,
+          onError,
+        )
+      : null;
+  }
 
-  /** Reserve `amount` with one conditional statement; false when the available balance cannot cover it. */
-  async hold(
+  /**
+   * Reserve `amount`: from the user's lease on this process when there is one (see hold-leases.ts),
+   * else with one conditional statement; false when the available balance cannot cover it.
+   */
+  hold(
+    id: string,
+    userId: string,
+    keyId: string | null,
+    amount: number,
+    requestId: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<boolean> {
+    if (this.leases) return this.leases.hold(id, userId, keyId, amount, requestId, now, ttlMs);
+    return this.holdInStorage(id, userId, keyId, amount, requestId, now, ttlMs);
+  }
+
+  /** A hold of its own in storage (a row of `holds`), with one conditional statement. */
+  private async holdInStorage(
     id: string,
     userId: string,
     keyId: string | null,
@@ -86,6 +121,31 @@ export class BillingStore {
    * credits; each bucket touched gets its own ledger row. Returns the paid balance after.
    */
   async settle(
+    holdId: string | null,
+    cost: number,
+    usage: UsageRecord,
+    keyId: string | null,
+  ): Promise<number | null> {
+    const leases = this.leases;
+    const lease = leases?.settling(holdId);
+    if (!lease) {
+      const balanceAfter = await this.settleInStorage(holdId, cost, usage, keyId);
+      // When this was the user's last request here, a drained lease is being released: once the
+      // response is out, the user's balance shows nothing held for requests that are over.
+      const back = leases?.givingBackFor(usage.user_id);
+      if (back) await back;
+      return balanceAfter;
+    }
+    // A leased hold has no row: the charge is settled without one, then the lease gets back what
+    // the hold did not cost (and is released if that was its last request).
+    try {
+      return await this.settleInStorage(null, cost, usage, keyId);
+    } finally {
+      await this.leases!.settled(holdId!, lease, cost);
+    }
+  }
+
+  private async settleInStorage(
     holdId: string | null,
     cost: number,
     usage: UsageRecord,
@@ -191,6 +251,15 @@ export class BillingStore {
 
   /** Drop a hold without charging (the request failed before anything was delivered). */
   async release(holdId: string): Promise<void> {
+    return this.leases ? this.leases.release(holdId) : this.releaseInStorage(holdId);
+  }
+
+  /** Give back every lease (at shutdown, once no request is in flight). */
+  async close(): Promise<void> {
+    await this.leases?.close();
+  }
+
+  private async releaseInStorage(holdId: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const h = await trx
         .deleteFrom('holds')
@@ -214,7 +283,7 @@ export class BillingStore {
       .where('expires_at', '<', now)
       .limit(limit)
       .execute();
-    for (const h of expired) await this.release(h.id);
+    for (const h of expired) await this.releaseInStorage(h.id);
     return expired.length;
   }
 

@@ -36,6 +36,8 @@ export interface Config {
   bodyLimitBytes: number;
   catalogSyncIntervalMs: number;
   holdTtlMs: number;
+  /** Requests of one user in flight on a process from which on their holds come out of one lease (0: never). */
+  holdLeaseMinInFlight: number;
   keyCacheTtlMs: number;
   appName: string;
   appUrl: string;
@@ -192,6 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 10 * 1024 * 1024, 1024),
     catalogSyncIntervalMs: int(env, 'CATALOG_SYNC_INTERVAL_MS', 3_600_000, 0),
     holdTtlMs: int(env, 'HOLD_TTL_MS', totalMs + 60_000, 1000),
+    holdLeaseMinInFlight: int(env, 'HOLD_LEASE_MIN_IN_FLIGHT', 4, 0),
     keyCacheTtlMs: int(env, 'KEY_CACHE_TTL_MS', 1000, 0),
     appName: env.APP_NAME || 'Gatewayz',
     appUrl: env.APP_URL || 'https://github.com/gatewayz/gatewayz',
