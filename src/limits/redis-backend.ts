@@ -190,11 +190,30 @@ return 1
 
 type Reply = [number, number, number[], number[], number[]];
 
+/** Releases waiting to go out as one script call (see `settle`). */
+interface SettleBatch {
+  adjustKeys: string[];
+  changes: number[][];
+  leaseKeys: string[];
+  ids: string[];
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 export class RedisBackend implements LimiterBackend {
   readonly kind = 'redis' as const;
   readonly client: Redis;
+  private batch: SettleBatch | null = null;
+  private batchTimer: NodeJS.Timeout | null = null;
+  private readonly sendSoon = () => this.sendSettles();
 
-  constructor(url: string, onError: (e: unknown) => void) {
+  constructor(
+    url: string,
+    onError: (e: unknown) => void,
+    /** At most this long a release waits for this process's next check to go out with it (see `settle`). */
+    private readonly settleDelayMs = 5,
+  ) {
     // Fail fast while Redis is down (no offline queue, no per-command retries): the service applies
     // RATE_LIMIT_FAILURE at once instead of letting requests wait; ioredis reconnects by itself.
     this.client = newRedis(url, {
@@ -238,6 +257,9 @@ export class RedisBackend implements LimiterBackend {
       keys.push(l.key);
       leases.push([l.limit, l.id, l.expiresAt]);
     }
+    // Releases waiting go first, in the same write (auto-pipelining) and, on this connection, before
+    // this check: it sees every slot this process has freed.
+    if (this.batch) this.sendSettles();
     const reply = await (this.client as any).gwzLimitCheck(
       keys.length,
       ...keys,
@@ -250,28 +272,57 @@ export class RedisBackend implements LimiterBackend {
     return { denied: r[0], retryMs: r[1], used: r[2], resetMs: r[3], inFlight: r[4] };
   }
 
-  async settle(adjustments: Adjustment[], leases: Array<{ key: string; id: string }>): Promise<void> {
-    if (adjustments.length === 0 && leases.length === 0) return;
-    const keys: string[] = [];
-    const changes: number[][] = [];
+  /**
+   * A request's release (token refund, concurrency slot). It waits for this process's next check, at
+   * most `settleDelayMs`, and goes out with it: on loopback each socket write wakes Redis, the
+   * largest cost of a request's limits, and under load a release and a check then share a write;
+   * at low load (a client's requests one after another) its next request's check carries it. The
+   * releases of one wait go as ONE script call. This process's next check runs after them (same
+   * connection, in order); another instance sees a slot free at most `settleDelayMs` later.
+   */
+  settle(adjustments: Adjustment[], leases: Array<{ key: string; id: string }>): Promise<void> {
+    if (adjustments.length === 0 && leases.length === 0) return Promise.resolve();
+    let b = this.batch;
+    if (!b) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      b = { adjustKeys: [], changes: [], leaseKeys: [], ids: [], done, resolve, reject };
+      this.batch = b;
+      this.batchTimer = setTimeout(this.sendSoon, this.settleDelayMs);
+    }
     for (const a of adjustments) {
-      keys.push(a.key);
-      changes.push([a.field, a.delta]);
+      b.adjustKeys.push(a.key);
+      b.changes.push([a.field, a.delta]);
     }
-    const ids: string[] = [];
     for (const l of leases) {
-      keys.push(l.key);
-      ids.push(l.id);
+      b.leaseKeys.push(l.key);
+      b.ids.push(l.id);
     }
-    await (this.client as any).gwzLimitSettle(
-      keys.length,
-      ...keys,
-      JSON.stringify(changes),
-      JSON.stringify(ids),
-    );
+    return b.done;
+  }
+
+  private sendSettles(): void {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = null;
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const keys = b.adjustKeys.concat(b.leaseKeys);
+    (this.client as any)
+      .gwzLimitSettle(keys.length, ...keys, JSON.stringify(b.changes), JSON.stringify(b.ids))
+      .then(b.resolve, b.reject);
   }
 
   async close(): Promise<void> {
+    if (this.batch) {
+      const { done } = this.batch;
+      this.sendSettles();
+      await done.catch(() => {});
+    }
     await closeRedis(this.client);
   }
 }
