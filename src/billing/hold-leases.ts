@@ -111,14 +111,23 @@ export class HoldLeases {
   ): Promise<boolean> {
     const l = this.current.get(userId);
     if (l && this.take(l, id, amount, now)) return true;
-    if ((this.inFlight.get(userId) ?? 0) + 1 >= this.settings.minInFlight && this.mayLease(userId, now)) {
-      const got = await this.lease(userId, amount, now, ttlMs);
-      if (got && this.take(got, id, amount, Date.now())) return true;
-    }
-    if (!(await this.store.hold(id, userId, keyId, amount, requestId, now, ttlMs))) return false;
-    this.direct.set(id, userId);
+    // This request counts as in flight from here (holds of requests that arrived together are
+    // answered together: PostgreSQL's batch).
     this.count(userId, 1);
-    return true;
+    let held = false;
+    try {
+      if ((this.inFlight.get(userId) ?? 0) >= this.settings.minInFlight && this.mayLease(userId, now)) {
+        const got = await this.lease(userId, amount, now, ttlMs);
+        if (got && this.take(got, id, amount, Date.now())) return true;
+      }
+      held = await this.store.hold(id, userId, keyId, amount, requestId, now, ttlMs);
+    } finally {
+      // Taken from a lease (counted there), or refused: no longer this request's own count. When that
+      // was the user's last, a lease taken meanwhile that nothing uses is not kept (see count).
+      if (!held) this.count(userId, -1);
+    }
+    if (held) this.direct.set(id, userId);
+    return held;
   }
 
   /**
@@ -168,6 +177,19 @@ export class HoldLeases {
     await this.store.release(holdId);
     const back = user === undefined ? undefined : this.givingBack.get(user);
     if (back) await back;
+  }
+
+  /**
+   * The user's balance changed otherwise (a credit, a debit, a refund): new holds no longer come out
+   * of the lease taken before it; the next lease is sized from the new balance.
+   */
+  balanceChanged(userId: string): void {
+    this.drop(userId);
+  }
+
+  private drop(userId: string): void {
+    const l = this.current.get(userId);
+    if (l) this.retire(l);
   }
 
   /** Give every lease back (after the pipeline drained: none has a request left). */
@@ -280,7 +302,6 @@ export class HoldLeases {
     }
     this.inFlight.delete(userId);
     // The user's last request here was not the lease's: a drained lease is not kept either.
-    const l = this.current.get(userId);
-    if (l && l.outstanding === 0) this.retire(l);
+    this.drop(userId);
   }
 }

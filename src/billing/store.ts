@@ -335,13 +335,16 @@ export class BillingStore {
         .executeTakeFirstOrThrow();
       return { balanceAfter: after, ledgerId: Number(row.id) };
     };
-    if (trxIn) return run(trxIn);
+    if (trxIn) return run(trxIn).finally(() => this.leases?.balanceChanged(e.userId));
     try {
       return await this.db.transaction().execute(run);
     } catch (err) {
       // The unique constraint is the real guard: a concurrent duplicate loses here.
       if (e.idempotencyKey && isUniqueViolation(err)) return null;
       throw err;
+    } finally {
+      // A debit must not leave a lease taken from the balance before it in use (hold-leases.ts).
+      this.leases?.balanceChanged(e.userId);
     }
   }
 

@@ -181,7 +181,13 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
       if (!trialDone && !alert) return;
       return (async () => {
         if (trialDone) await trialDone(u ? u.promptTokens + u.completionTokens : 0);
-        if (alert) await notifier.checkLowBalance(userId, () => billing.available(userId));
+        // The balance itself, not what is available: holds in flight (and a hold lease's unused part,
+        // src/billing/hold-leases.ts) are money the user still has.
+        if (alert)
+          await notifier.checkLowBalance(userId, async () => {
+            const b = await billing.balance(userId);
+            return b ? b.balance_micros + (b.trial_balance_micros ?? 0) : null;
+          });
       })();
     };
   const usageGuard: Guard = {

@@ -111,13 +111,13 @@ export class Notifier {
    */
   async checkLowBalance(
     userId: string,
-    available: () => Promise<number | null>,
+    balanceOf: () => Promise<number | null>,
     now = Date.now(),
   ): Promise<void> {
     const t = await this.threshold(userId);
     const threshold = t.threshold;
     if (threshold === null) return;
-    const balance = await available();
+    const balance = await balanceOf();
     if (balance === null) return;
     if (balance >= threshold) {
       // Re-arm only when the alert was sent, as last read (a write per request otherwise; another

@@ -152,6 +152,22 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
     expect(await state(u.userId)).toEqual({ balance: 1_000_000 - 300, held: 0, ledger: 1_000_000 - 300 });
   });
 
+  it('a debit retires the lease taken before it: no new hold comes out of money that is gone', async () => {
+    const u = await g.createUser(1);
+    const billing = g.gw.billing;
+    const now = Date.now();
+    const ids = Array.from({ length: 5 }, (_, i) => `hold_b${n}_${i}`);
+    for (const id of ids) expect(await billing.hold(id, u.userId, null, 1_000, id, now, 60_000)).toBe(true);
+    expect((await state(u.userId)).held).toBe(3_000 + 64_000);
+    // A refund takes the balance down to 10,000 µ$, less than is held.
+    await billing.post({ userId: u.userId, kind: 'refund', amount: -990_000 }, Date.now());
+    expect(await billing.hold(`hold_b${n}_x`, u.userId, null, 1_000, 'req_x', Date.now(), 60_000)).toBe(
+      false,
+    );
+    for (const id of ids) await billing.release(id);
+    expect(await state(u.userId)).toEqual({ balance: 10_000, held: 0, ledger: 10_000 });
+  });
+
   it("a dead process's lease expires like any hold; a settle after the sweep still charges exactly", async () => {
     const u = await g.createUser(1);
     const billing = g.gw.billing;
@@ -197,6 +213,46 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
       held: 0,
       ledger: 5_000_000 - charged,
     });
+  });
+  it("the low-balance alert reads the balance, not what a lease's unused part leaves available", async () => {
+    const u = await g.createUser(5);
+    // A threshold just under the balance after these requests, above what is available while a
+    // lease is held for them.
+    const put = await fetch(`${g.url}/user/notifications/preferences`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${u.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ low_balance_threshold: 4.9993 }),
+    });
+    expect(put.status).toBe(200);
+    const before = { ...g.gw.billing.leases!.stats };
+    or.options.latencyMs = 30;
+    const results = await Promise.all(
+      Array.from({ length: 24 }, () =>
+        fetch(`${g.v1}/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${u.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'openai/gpt-4o-mini',
+            messages: [{ role: 'user', content: 'hi' }],
+            max_tokens: 16,
+          }),
+        }).then((r) => r.status),
+      ),
+    ).finally(() => {
+      or.options.latencyMs = 0;
+    });
+    expect(results.every((s) => s === 200)).toBe(true);
+    expect(g.gw.billing.leases!.stats.leased - before.leased).toBeGreaterThan(0);
+    const s = await state(u.userId);
+    expect(s.balance).toBeGreaterThan(4_999_300);
+    await new Promise((r) => setTimeout(r, 200)); // the alert check runs after each response
+    const alerts = await g.gw.db.db
+      .selectFrom('email_outbox')
+      .select('id')
+      .where('user_id', '=', u.userId)
+      .where('template', '=', 'low_balance')
+      .execute();
+    expect(alerts).toHaveLength(0);
   });
 });
 
