@@ -72,8 +72,10 @@ interface Lease {
  *   A lease is given back as soon as none of its user's requests is in flight on this process, and
  *   retired (given back once drained) when it runs low or after `lifeMs`. A process that dies leaves
  *   its lease's hold to expire like any other (`lifeMs` + the hold TTL) and the sweeper releases it.
- * - A lease takes at most 1/`shareOfAvailable` of what the user has available, so other processes
- *   and a low balance (below `holdsPerLease` × `shareOfAvailable` holds) keep the hold per request.
+ * - A lease takes at most 1/`shareOfAvailable` of what the user has available and covers at least 8
+ *   holds, so other processes keep most of the balance, and a low one (less than 32 holds' worth at
+ *   the default share) keeps the hold per request. A credit or debit through `BillingStore.post`
+ *   retires the user's lease: no new hold comes out of money a refund took.
  *
  * A lease shows in `held_micros` while it lives (one lease's size, at most a quarter of the
  * available balance); a user's `available` is lower by what the lease has not handed out.
