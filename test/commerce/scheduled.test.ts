@@ -50,9 +50,11 @@ describe.each(DATABASES)('scheduled work on two instances (%s)', (kind) => {
       headers: { authorization: `Bearer ${u.apiKey}` },
     });
     expect(r.status).toBe(200);
+    // Ended a minute ago, not a millisecond: a reminder job that read its clock just before this
+    // update and its rows just after would otherwise still find the trial ending "within a day".
     await a.gw.db.db
       .updateTable('trials')
-      .set({ ends_at: Date.now() - 1 })
+      .set({ ends_at: Date.now() - 60_000 })
       .where('user_id', '=', u.userId)
       .execute();
     expect(await until(async () => (await a.gw.billing.balance(u.userId))!.trial_balance_micros === 0)).toBe(
