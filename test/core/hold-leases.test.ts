@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageRecord } from '../../src/billing/store.js';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
 import { type RunningGateway, startGateway } from '../helpers/gateway.js';
+import { usageRecord } from '../helpers/usage.js';
 import { type MockProvider, startMockProvider } from '../mocks/provider.js';
 
 /**
@@ -26,22 +27,8 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
   });
 
   const usage = (userId: string, keyId: string | null, cost: number): UsageRecord => ({
-    request_id: `req_lease_${++n}`,
-    user_id: userId,
+    ...usageRecord(userId, `req_lease_${++n}`, cost),
     key_id: keyId,
-    endpoint: 'chat.completions',
-    model: 'gpt-4o-mini',
-    provider: 'openai',
-    prompt_tokens: 10,
-    completion_tokens: 5,
-    cached_tokens: 0,
-    reasoning_tokens: 0,
-    cost_micros: cost,
-    latency_ms: 1,
-    status: 'ok',
-    stream: 0,
-    app: null,
-    created_at: Date.now(),
   });
   const holdRows = async (userId: string) =>
     g.gw.db.db.selectFrom('holds').select(['id', 'amount_micros']).where('user_id', '=', userId).execute();
