@@ -1,16 +1,19 @@
 import { newId } from '../lib/ids.js';
 
+/** BillingStore's hold: one conditional statement, false when the available balance cannot cover it. */
+export type TakeHold = (
+  id: string,
+  userId: string,
+  keyId: string | null,
+  amount: number,
+  requestId: string,
+  now: number,
+  ttlMs: number,
+) => Promise<boolean>;
+
 /** The storage side of a lease: a lease is one ordinary hold, taken and released as any other. */
 export interface LeaseStore {
-  hold(
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ): Promise<boolean>;
+  hold: TakeHold;
   release(id: string): Promise<void>;
   available(userId: string): Promise<number | null>;
 }
@@ -26,7 +29,6 @@ export interface LeaseSettings {
   lifeMs: number;
 }
 
-const DONE = Promise.resolve();
 /** How long a user refused a lease is not asked again. */
 const REFUSED_MS = 1000;
 
@@ -102,15 +104,7 @@ export class HoldLeases {
     private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
-  async hold(
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ): Promise<boolean> {
+  readonly hold: TakeHold = async (id, userId, keyId, amount, requestId, now, ttlMs) => {
     const l = this.current.get(userId);
     if (l && this.take(l, id, amount, now)) return true;
     // This request counts as in flight from here (holds of requests that arrived together are
@@ -130,34 +124,29 @@ export class HoldLeases {
     }
     if (held) this.direct.set(id, userId);
     return held;
-  }
+  };
 
   /**
-   * A settle begins: for a hold taken from a lease, the lease to pass to `settled` afterwards (the
-   * settle then has no hold of its own to release); undefined for a hold in storage.
+   * A settle begins. True for a hold taken from a lease: the settle then has no hold of its own to
+   * release, and `settled` follows it. A hold in storage is forgotten here.
    */
-  settling(holdId: string | null): Lease | undefined {
-    if (holdId === null) return undefined;
-    const h = this.local.get(holdId);
-    if (h) return h.lease;
-    const user = this.direct.get(holdId);
-    if (user !== undefined) {
-      this.direct.delete(holdId);
-      this.count(user, -1);
-    }
-    return undefined;
+  settling(holdId: string | null): boolean {
+    if (holdId === null) return false;
+    if (this.local.has(holdId)) return true;
+    this.forgetDirect(holdId);
+    return false;
   }
 
   /**
    * The settle of a leased hold ended (committed, or failed: then its cost counts as charged, which
-   * only leaves the lease less to hand out). Gives the lease back when it is drained and done.
+   * only leaves the lease less to hand out). The lease's release when it was its last request.
    */
-  async settled(holdId: string, lease: Lease, cost: number): Promise<void> {
+  settled(holdId: string, cost: number): Promise<void> | null {
     const h = this.local.get(holdId);
-    if (!h) return;
+    if (!h) return null;
     this.local.delete(holdId);
-    lease.remaining += h.amount - cost;
-    await this.finish(lease);
+    h.lease.remaining += h.amount - cost;
+    return this.finish(h.lease);
   }
 
   /**
@@ -169,16 +158,24 @@ export class HoldLeases {
     if (h) {
       this.local.delete(holdId);
       h.lease.remaining += h.amount;
-      return this.finish(h.lease);
+      const back = this.finish(h.lease);
+      if (back) await back;
+      return;
     }
+    const user = this.forgetDirect(holdId);
+    await this.store.release(holdId);
+    const back = user === undefined ? undefined : this.givingBackFor(user);
+    if (back) await back;
+  }
+
+  /** A hold in storage is done with: it no longer counts as its user's. Its user, when it was one. */
+  private forgetDirect(holdId: string): string | undefined {
     const user = this.direct.get(holdId);
     if (user !== undefined) {
       this.direct.delete(holdId);
       this.count(user, -1);
     }
-    await this.store.release(holdId);
-    const back = user === undefined ? undefined : this.givingBack.get(user);
-    if (back) await back;
+    return user;
   }
 
   /**
@@ -261,13 +258,13 @@ export class HoldLeases {
   }
 
   /** One request of the lease is done: give the lease back when none is left and it is done with. */
-  private finish(l: Lease): Promise<void> {
+  private finish(l: Lease): Promise<void> | null {
     l.outstanding--;
     this.count(l.userId, -1);
-    if (l.outstanding > 0) return DONE;
+    if (l.outstanding > 0) return null;
     // Retired (it gives back now), or no request of the user is left in flight here: not kept for later.
     if (l.retired || !this.inFlight.has(l.userId)) this.retire(l);
-    return l.back ?? DONE;
+    return l.back;
   }
 
   /** No new holds from this lease; its hold is released now, or when its last request is done. */

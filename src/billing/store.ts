@@ -1,7 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database, UsageRecordsTable } from '../db/schema.js';
-import { DEFAULT_LEASES, HoldLeases, type LeaseSettings } from './hold-leases.js';
+import { DEFAULT_LEASES, HoldLeases, type LeaseSettings, type TakeHold } from './hold-leases.js';
 import type { PostgresBillingFastPath } from './postgres-fast.js';
 import type { SqliteBillingFastPath } from './sqlite-fast.js';
 import type { SqliteGroupCommit } from './sqlite-group-commit.js';
@@ -54,18 +54,7 @@ export class BillingStore {
    * Reserve `amount`: from the user's lease on this process when there is one (see hold-leases.ts),
    * else with one conditional statement; false when the available balance cannot cover it.
    */
-  hold(
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ): Promise<boolean> {
-    if (this.leases) return this.leases.hold(id, userId, keyId, amount, requestId, now, ttlMs);
-    return this.holdInStorage(id, userId, keyId, amount, requestId, now, ttlMs);
-  }
+  readonly hold: TakeHold = (...a) => (this.leases ? this.leases.hold(...a) : this.holdInStorage(...a));
 
   /** A hold of its own in storage (a row of `holds`), with one conditional statement. */
   private async holdInStorage(
@@ -127,8 +116,7 @@ export class BillingStore {
     keyId: string | null,
   ): Promise<number | null> {
     const leases = this.leases;
-    const lease = leases?.settling(holdId);
-    if (!lease) {
+    if (!leases?.settling(holdId)) {
       const balanceAfter = await this.settleInStorage(holdId, cost, usage, keyId);
       // When this was the user's last request here, a drained lease is being released: once the
       // response is out, the user's balance shows nothing held for requests that are over.
@@ -141,7 +129,8 @@ export class BillingStore {
     try {
       return await this.settleInStorage(null, cost, usage, keyId);
     } finally {
-      await this.leases!.settled(holdId!, lease, cost);
+      const back = leases.settled(holdId!, cost);
+      if (back) await back;
     }
   }
 

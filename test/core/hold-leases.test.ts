@@ -170,27 +170,33 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
     expect(await state(u.userId)).toEqual({ balance: 1_000_000 - 2_400, held: 0, ledger: 1_000_000 - 2_400 });
   });
 
+  /** `n` chat requests of one key in flight together (the mock answers after 30 ms): status and cost of each. */
+  const concurrentChats = (apiKey: string, n: number) => {
+    or.options.latencyMs = 30;
+    return Promise.all(
+      Array.from({ length: n }, () =>
+        fetch(`${g.v1}/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'openai/gpt-4o-mini',
+            messages: [{ role: 'user', content: 'hi' }],
+            max_tokens: 16,
+          }),
+        }).then(async (r) => ({
+          status: r.status,
+          cost: (await r.json()).gateway_usage?.cost_micros as number,
+        })),
+      ),
+    ).finally(() => {
+      or.options.latencyMs = 0;
+    });
+  };
+
   it('over HTTP: concurrent requests of one user are all charged, and nothing stays held', async () => {
     const u = await g.createUser(5);
     const before = { ...g.gw.billing.leases!.stats };
-    or.options.latencyMs = 30; // so that the requests are in flight together
-
-    const call = () =>
-      fetch(`${g.v1}/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${u.apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'openai/gpt-4o-mini',
-          messages: [{ role: 'user', content: 'hi' }],
-          max_tokens: 16,
-        }),
-      }).then(async (r) => ({
-        status: r.status,
-        cost: (await r.json()).gateway_usage?.cost_micros as number,
-      }));
-    const results = await Promise.all(Array.from({ length: 24 }, call)).finally(() => {
-      or.options.latencyMs = 0;
-    });
+    const results = await concurrentChats(u.apiKey, 24);
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(g.gw.billing.leases!.stats.leased - before.leased).toBeGreaterThan(0);
     const charged = results.reduce((a, r) => a + r.cost, 0);
@@ -201,6 +207,7 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
       ledger: 5_000_000 - charged,
     });
   });
+
   it("the low-balance alert reads the balance, not what a lease's unused part leaves available", async () => {
     const u = await g.createUser(5);
     // A threshold just under the balance after these requests, above what is available while a
@@ -212,23 +219,8 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
     });
     expect(put.status).toBe(200);
     const before = { ...g.gw.billing.leases!.stats };
-    or.options.latencyMs = 30;
-    const results = await Promise.all(
-      Array.from({ length: 24 }, () =>
-        fetch(`${g.v1}/chat/completions`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${u.apiKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({
-            model: 'openai/gpt-4o-mini',
-            messages: [{ role: 'user', content: 'hi' }],
-            max_tokens: 16,
-          }),
-        }).then((r) => r.status),
-      ),
-    ).finally(() => {
-      or.options.latencyMs = 0;
-    });
-    expect(results.every((s) => s === 200)).toBe(true);
+    const results = await concurrentChats(u.apiKey, 24);
+    expect(results.every((r) => r.status === 200)).toBe(true);
     expect(g.gw.billing.leases!.stats.leased - before.leased).toBeGreaterThan(0);
     const s = await state(u.userId);
     expect(s.balance).toBeGreaterThan(4_999_300);
