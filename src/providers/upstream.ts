@@ -1,5 +1,5 @@
 import type { RequestAbort } from '../lib/abort.js';
-import { Pool } from './undici.js';
+import { ClientPool } from './client-pool.js';
 import { UpstreamCall, type UpstreamResponse } from './upstream-call.js';
 
 export type { UpstreamBody, UpstreamResponse } from './upstream-call.js';
@@ -22,25 +22,23 @@ export interface UpstreamRequest {
   timeouts?: Partial<UpstreamTimeouts>;
 }
 
-/** Keep-alive undici pools, one per upstream origin, shared by every request. */
+/** Keep-alive connection pools, one per upstream origin, shared by every request. */
 export class Upstreams {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, ClientPool>();
 
   constructor(private readonly timeouts: UpstreamTimeouts) {}
 
-  private pool(origin: string, connectMs = this.timeouts.connectMs): Pool {
+  private pool(origin: string, connectMs = this.timeouts.connectMs): ClientPool {
     // The connect timeout is a pool setting: a provider with its own gets its own pool.
     const key = connectMs === this.timeouts.connectMs ? origin : `${origin}#${connectMs}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = new Pool(origin, {
-        // No cap: long streams hold their socket for minutes, so a capped pool would make new requests
-        // wait behind unrelated streams (first byte in seconds at 300+ open streams). Concurrency is
-        // bounded by the inbound side (connections, limits), not here.
-        connections: null,
-        pipelining: 1,
+      // No cap on connections: long streams hold their socket for minutes, so a capped pool would
+      // make new requests wait behind unrelated streams (first byte in seconds at 300+ open streams).
+      // Concurrency is bounded by the inbound side (connections, limits), not here.
+      p = new ClientPool(new URL(origin), {
+        connectMs,
         keepAliveTimeout: 30_000,
-        connect: { timeout: connectMs },
         headersTimeout: this.timeouts.firstByteMs,
         bodyTimeout: this.timeouts.idleMs,
       });
@@ -88,7 +86,7 @@ export class Upstreams {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => p.destroy())));
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
   }
 }

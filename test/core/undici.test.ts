@@ -11,7 +11,7 @@ describe('undici, loaded in part', () => {
     const script = `
       import { createRequire } from 'node:module';
       import http from 'node:http';
-      import { Pool, errors } from './src/providers/undici.ts';
+      import { Client, buildConnector, errors } from './src/providers/undici.ts';
       import { Upstreams } from './src/providers/upstream.ts';
       const require = createRequire(import.meta.url);
       const indexPath = require.resolve('undici');
@@ -41,7 +41,8 @@ describe('undici, loaded in part', () => {
         timeoutIsHeadersTimeout: timeout instanceof errors.HeadersTimeoutError,
         timeoutIsUndiciError: timeout instanceof pkg.errors.UndiciError,
         requestApiLoaded,
-        samePool: pkg.Pool === Pool,
+        sameClient: pkg.Client === Client,
+        sameConnector: pkg.buildConnector === buildConnector,
         sameErrors: pkg.errors === errors,
       }));
       await upstreams.close();
@@ -59,7 +60,8 @@ describe('undici, loaded in part', () => {
       requestApiLoaded: false,
       timeoutIsHeadersTimeout: true,
       timeoutIsUndiciError: true,
-      samePool: true,
+      sameClient: true,
+      sameConnector: true,
       sameErrors: true,
     });
   });
