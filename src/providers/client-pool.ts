@@ -61,7 +61,9 @@ export class ClientPool {
     if (client) this.isFree.delete(client);
     else client = this.open();
     // true: it can take another request now (it never can with one at a time, but undici decides).
-    if (client.dispatch(opts, handler)) this.release(client);
+    // false with nothing queued: undici refused the request at once (an invalid header, say) and
+    // answered its handler with the error; the connection was given nothing and will not drain.
+    if (client.dispatch(opts, handler) || client.stats.size === 0) this.release(client);
   }
 
   private open(): Client {
@@ -78,7 +80,7 @@ export class ClientPool {
   }
 
   private release(client: Client): void {
-    if (this.closed || this.retired.has(client) || this.isFree.has(client)) return;
+    if (this.closed || client.destroyed || this.retired.has(client) || this.isFree.has(client)) return;
     this.isFree.add(client);
     this.free.push(client);
   }

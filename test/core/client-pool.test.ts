@@ -127,6 +127,25 @@ describe('upstream connection pool', () => {
     await new Promise((r) => back.close(r));
   });
 
+  it('keeps a connection undici refused a request for (an invalid header) free for the next one', async () => {
+    const pool = new ClientPool(new URL(base), options);
+    const bad = new Promise<UpstreamResponse>((resolve, reject) => {
+      pool.dispatch(
+        { method: 'GET', path: '/', headers: { 'x-bad': 'a\r\nb' } },
+        new UpstreamCall(resolve, reject, undefined),
+      );
+    });
+    await expect(bad).rejects.toBeInstanceOf(errors.InvalidArgumentError);
+    expect(pool.size).toBe(1);
+    expect(pool.idle).toBe(1);
+    const first = sockets.length;
+    await connOf(call(pool, '/'));
+    expect(sockets.length - first).toBe(1);
+    expect(pool.size).toBe(1);
+    await until(() => pool.idle === 1);
+    await pool.close();
+  });
+
   it('closes its connections on close(), and refuses requests after it', async () => {
     const pool = new ClientPool(new URL(base), options);
     const conn = await connOf(call(pool, '/'));
