@@ -22,7 +22,9 @@ export interface ClientPoolOptions {
  * - All share one connector (and its TLS session cache), as `Pool`'s clients do.
  */
 export class ClientPool {
-  private readonly free: Client[] = [];
+  private free: Client[] = [];
+  /** Entries of `free` retired while there: skipped when reached, swept out once they are half of it. */
+  private stale = 0;
   private readonly isFree = new WeakSet<Client>();
   private readonly retired = new WeakSet<Client>();
   private readonly all = new Set<Client>();
@@ -49,7 +51,7 @@ export class ClientPool {
 
   /** Connections waiting for a request. */
   get idle(): number {
-    return this.free.length;
+    return this.free.length - this.stale;
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: DispatchHandler): void {
@@ -57,13 +59,19 @@ export class ClientPool {
       handler.onError?.(new errors.ClientClosedError());
       return;
     }
-    let client = this.free.pop();
-    if (client) this.isFree.delete(client);
-    else client = this.open();
+    const client = this.takeFree() ?? this.open();
     // true: it can take another request now (it never can with one at a time, but undici decides).
     // false with nothing queued: undici refused the request at once (an invalid header, say) and
     // answered its handler with the error; the connection was given nothing and will not drain.
     if (client.dispatch(opts, handler) || client.stats.size === 0) this.release(client);
+  }
+
+  private takeFree(): Client | undefined {
+    for (;;) {
+      const client = this.free.pop();
+      if (!client || this.isFree.delete(client)) return client;
+      this.stale--; // retired while free
+    }
   }
 
   private open(): Client {
@@ -90,14 +98,20 @@ export class ClientPool {
     this.retired.add(client);
     this.all.delete(client);
     if (this.isFree.delete(client)) {
-      const i = this.free.lastIndexOf(client);
-      if (i >= 0) this.free.splice(i, 1);
+      // Left in the stack: after a burst, the connections it left free reach their keep-alive
+      // timeout together, and taking each out of the stack would search it each time.
+      this.stale++;
+      if (this.stale > 64 && this.stale * 2 > this.free.length) {
+        this.free = this.free.filter((c) => this.isFree.has(c));
+        this.stale = 0;
+      }
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.free.length = 0;
+    this.free = [];
+    this.stale = 0;
     await Promise.all([...this.all].map((c) => c.close().catch(() => c.destroy())));
     this.all.clear();
   }

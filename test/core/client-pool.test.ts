@@ -107,6 +107,33 @@ describe('upstream connection pool', () => {
     await pool.close();
   });
 
+  it('drops every free connection when many close at once (a burst reaching its keep-alive timeout)', async () => {
+    const pool = new ClientPool(new URL(base), options);
+    const n = 200;
+    const open = Array.from({ length: n }, () => connOf(call(pool, '/hold')));
+    await until(() => held.length === n);
+    for (const answer of held.splice(0)) answer();
+    const conns = await Promise.all(open);
+    await until(() => pool.idle === n);
+    // The half freed last (the top of the stack) close: the other half stay free and are taken next.
+    for (const c of conns.slice(n / 2)) sockets[c]!.destroy();
+    await until(() => pool.size === n / 2);
+    expect(pool.idle).toBe(n / 2);
+    const first = sockets.length;
+    const again = await Promise.all(Array.from({ length: n / 2 }, () => connOf(call(pool, '/'))));
+    expect(sockets.length - first).toBe(0);
+    expect(new Set(again)).toEqual(new Set(conns.slice(0, n / 2)));
+    await until(() => pool.idle === n / 2);
+    // Then the rest close: nothing is left, and the next request opens a new connection.
+    for (const c of conns.slice(0, n / 2)) sockets[c]!.destroy();
+    await until(() => pool.size === 0);
+    expect(pool.idle).toBe(0);
+    const next = await connOf(call(pool, '/'));
+    expect(sockets.length - first).toBe(1);
+    expect(conns).not.toContain(next);
+    await pool.close();
+  });
+
   it('gives a connection that failed to connect no other request, and recovers when the upstream is back', async () => {
     // A port nothing listens on (taken, then freed).
     const probe = http.createServer();
