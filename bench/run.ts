@@ -465,6 +465,9 @@ interface StreamsResult {
   rssBeforeMb: number;
   rssPeakMb: number;
   kibPerStream: number | null;
+  /** The target's CPU ms per stream from the first stream opened to the last one's first event, and its share of one core. */
+  openingCpuMsPerStream: number | null;
+  openingCoreShare: number | null;
   why: string;
 }
 type TtfbResult = Record<string, Record<string, number | null>>;
@@ -667,7 +670,10 @@ async function main(): Promise<void> {
     log(
       `   ${r.target.name.padEnd(9)} intact=${s.completedIntact}/${s.n} first-event p50=${fmt(s.firstEventP50, 1)} p99=${fmt(s.firstEventP99, 1)} ms` +
         (r.pid
-          ? ` RSS ${fmt(s.rssBeforeMb, 1)} → ${fmt(s.rssPeakMb, 1)} MiB = ${fmt(s.kibPerStream, 1)} KiB/stream`
+          ? ` RSS ${fmt(s.rssBeforeMb, 1)} → ${fmt(s.rssPeakMb, 1)} MiB = ${fmt(s.kibPerStream, 1)} KiB/stream` +
+            (s.openingCpuMsPerStream == null
+              ? ''
+              : `, opening: ${fmt(s.openingCpuMsPerStream, 2)} ms CPU/stream, ${fmt((s.openingCoreShare ?? 0) * 100, 0)} % of a core`)
           : '') +
         (Object.keys(s.errors).length ? ` errors=${JSON.stringify(s.errors)}` : ''),
     );
@@ -790,6 +796,11 @@ function report(
     '≤ 50',
     (n) => fmt(streams[n]?.firstEventP99, 1),
     (n) => added(streams[n]?.firstEventP99, streams.direct?.firstEventP99, 1),
+  );
+  add(`${STREAMS} open streams: CPU ms per stream while opening (% of a core)`, '', (n) =>
+    streams[n]?.openingCpuMsPerStream == null
+      ? '-'
+      : `${fmt(streams[n]!.openingCpuMsPerStream, 2)} (${fmt((streams[n]!.openingCoreShare ?? 0) * 100, 0)} %)`,
   );
   add(`${STREAMS} open streams: intact`, `${STREAMS}`, (n) =>
     streams[n] ? `${streams[n]!.completedIntact}/${streams[n]!.n}` : '-',

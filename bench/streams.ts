@@ -1,11 +1,14 @@
 /**
  * Concurrent long-lived SSE streams through one target: opens --n streams at --open-rate per second,
  * holds them, samples the target's RSS, then checks every stream completed intact (expected events).
+ * With --gw-pid it also reports the target's CPU time from the first stream opened to the last
+ * stream's first event, per stream: at --open-rate, more than 1000/rate ms per stream is more than a
+ * core, and the first events queue.
  *   --target=<json> --n=2000 --open-rate=500 --expect=<events per stream> --deadline-s=60 [--gw-pid=N]
  * The mock must already stream with a chunk interval (run.ts sets it) so the streams stay open.
  */
 import http from 'node:http';
-import { chatBody, emitResult, loadTarget, parseArgs, pct, rssKb } from './lib.js';
+import { CLK_TCK, chatBody, cpuTicks, emitResult, loadTarget, parseArgs, pct, rssKb } from './lib.js';
 
 const a = parseArgs();
 const t = loadTarget(a.target!);
@@ -30,6 +33,9 @@ let ended = 0;
 let completed = 0;
 const rssBefore = rssKb(gwPid);
 let rssPeak = rssBefore;
+const cpuBefore = cpuTicks(gwPid);
+/** CPU ticks and wall ms from the start to the last stream's first event. */
+let opening: { ticks: number; ms: number } | null = null;
 
 function open(): void {
   const start = performance.now();
@@ -51,6 +57,8 @@ function open(): void {
       if (!first) {
         first = true;
         firsts.push(performance.now() - start);
+        if (firsts.length === N && gwPid)
+          opening = { ticks: cpuTicks(gwPid) - cpuBefore, ms: performance.now() - T0 };
       }
       buf += c;
       for (let k = buf.indexOf('\n\n'); k >= 0; k = buf.indexOf('\n\n')) {
@@ -118,6 +126,8 @@ const finish = (why: string) => {
     rssBeforeMb: rssBefore / 1024,
     rssPeakMb: rssPeak / 1024,
     kibPerStream: gwPid ? (rssPeak - rssBefore) / N : null,
+    openingCpuMsPerStream: opening ? (opening.ticks * 1000) / CLK_TCK / N : null,
+    openingCoreShare: opening ? (opening.ticks * 1000) / CLK_TCK / opening.ms : null,
     seconds: (performance.now() - T0) / 1000,
   });
   process.exit(0);
