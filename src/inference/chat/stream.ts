@@ -6,7 +6,7 @@ import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { RespondOutcome } from '../../routing/attempts.js';
 import type { RespondIO } from '../pipeline.js';
 import { type SseEvent, SseSplitter } from '../sse.js';
-import { drain, SSE_HEADERS, sseData } from '../stream-io.js';
+import { drain, sseData, writeSseHead } from '../stream-io.js';
 import { usageFromOpenAi } from '../usage.js';
 import { countChatUsage } from './count.js';
 
@@ -41,7 +41,7 @@ export async function relayChatStream(
     if (started) return;
     started = true;
     io.reply.hijack();
-    raw.writeHead(200, Object.assign(io.gatewayHeaders(), SSE_HEADERS));
+    writeSseHead(raw, io.gatewayHeaders());
   };
   const splitter = new SseSplitter();
   let usage: Usage | null = null;
