@@ -1,7 +1,7 @@
 import { newId } from '../lib/ids.js';
 
-/** BillingStore's hold: one conditional statement, false when the available balance cannot cover it. */
-export type TakeHold = (
+/** A hold's arguments, as every layer that takes one (the store, the leases, the fast paths) takes them. */
+export type HoldArgs = [
   id: string,
   userId: string,
   keyId: string | null,
@@ -9,7 +9,10 @@ export type TakeHold = (
   requestId: string,
   now: number,
   ttlMs: number,
-) => Promise<boolean>;
+];
+
+/** BillingStore's hold: one conditional statement, false when the available balance cannot cover it. */
+export type TakeHold = (...a: HoldArgs) => Promise<boolean>;
 
 /** The storage side of a lease: a lease is one ordinary hold, taken and released as any other. */
 export interface LeaseStore {

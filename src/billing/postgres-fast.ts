@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { TakeHold } from './hold-leases.js';
 import type { UsageRecord } from './store.js';
 
 interface Op {
@@ -60,16 +61,8 @@ export class PostgresBillingFastPath {
     private readonly maxInFlight = 4,
   ) {}
 
-  hold(
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ): Promise<boolean> {
-    return this.run({
+  readonly hold: TakeHold = (id, userId, keyId, amount, requestId, now, ttlMs) =>
+    this.run({
       k: 'h',
       id,
       user: userId,
@@ -79,7 +72,6 @@ export class PostgresBillingFastPath {
       at: now,
       exp: now + ttlMs,
     });
-  }
 
   settle(
     holdId: string | null,

@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3';
 import type { Db } from '../db/database.js';
+import type { HoldArgs } from './hold-leases.js';
 import { SqliteGroupCommit } from './sqlite-group-commit.js';
 import type { UsageRecord } from './store.js';
 
@@ -19,15 +20,7 @@ export function sqliteFastPath(db: Db): { path: SqliteBillingFastPath; commits: 
  * (sqlite-group-commit.ts); never on its own.
  */
 export class SqliteBillingFastPath {
-  readonly hold: (
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ) => boolean;
+  readonly hold: (...a: HoldArgs) => boolean;
   readonly settle: (
     holdId: string | null,
     cost: number,

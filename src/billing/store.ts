@@ -54,18 +54,13 @@ export class BillingStore {
    * Reserve `amount`: from the user's lease on this process when there is one (see hold-leases.ts),
    * else with one conditional statement; false when the available balance cannot cover it.
    */
-  readonly hold: TakeHold = (...a) => (this.leases ? this.leases.hold(...a) : this.holdInStorage(...a));
+  readonly hold: TakeHold = (id, userId, keyId, amount, requestId, now, ttlMs) =>
+    this.leases
+      ? this.leases.hold(id, userId, keyId, amount, requestId, now, ttlMs)
+      : this.holdInStorage(id, userId, keyId, amount, requestId, now, ttlMs);
 
   /** A hold of its own in storage (a row of `holds`), with one conditional statement. */
-  private async holdInStorage(
-    id: string,
-    userId: string,
-    keyId: string | null,
-    amount: number,
-    requestId: string,
-    now: number,
-    ttlMs: number,
-  ) {
+  private readonly holdInStorage: TakeHold = async (id, userId, keyId, amount, requestId, now, ttlMs) => {
     const fast = this.fast;
     // Answered as soon as it ran (the write lock is held until the batch commits; see the group commit).
     if (fast)
@@ -93,7 +88,7 @@ export class BillingStore {
         .execute();
       return true;
     });
-  }
+  };
 
   async available(userId: string): Promise<number | null> {
     const row = await this.db

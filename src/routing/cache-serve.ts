@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { costOf, type Price, type Usage } from '../billing/cost.js';
 import type { Adapter, InferenceCall, SettleResult } from '../inference/pipeline.js';
 import { spliceField } from '../inference/respond-json.js';
-import { SSE_HEADERS } from '../inference/stream-io.js';
+import { writeSseHead } from '../inference/stream-io.js';
 import { type CachedResponse, MAX_ENTRY_BYTES, type ResponseCache } from './cache.js';
 import { cacheAsked } from './request-options.js';
 import type { Target } from './router.js';
@@ -88,7 +88,7 @@ export async function serveCached(
   const headers = { ...o.headers(), 'x-gatewayz-cache': 'hit' };
   if (hit.kind === 'sse') {
     reply.hijack();
-    reply.raw.writeHead(200, { ...SSE_HEADERS, ...headers });
+    writeSseHead(reply.raw, headers);
     reply.raw.end(`${hit.body}data: [DONE]\n\n`);
     return;
   }
