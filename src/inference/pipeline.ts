@@ -135,6 +135,14 @@ export interface PipelineDeps {
 }
 
 const DEFAULT_MAX_OUTPUT = 4096;
+/** How long a user refused by a guard is admitted strictly in order (guards, then the hold). */
+const GUARD_REFUSED_MS = 1000;
+
+/** A request's hold: its id (null when it costs nothing) and the output cap it was sized for. */
+interface Held {
+  holdId: string | null;
+  cap: number | null;
+}
 
 /**
  * The one path every inference request walks: guard → hold → route → call → settle → respond.
@@ -144,6 +152,8 @@ export class Pipeline {
   /** Runs in progress (graceful shutdown waits for them: their settle and hold release included). */
   private active = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Users a guard refused lately, until when their requests are admitted in order (see admit). */
+  private readonly guardRefused = new Map<string, number>();
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -228,25 +238,7 @@ export class Pipeline {
     });
     let stage: PipelineSpan | undefined;
     try {
-      stage = deps.tracer?.start('gatewayz.guards', span);
-      for (const g of deps.guards) {
-        // A guard whose answer is cached answers synchronously: await only a promise.
-        const c = g.check(call);
-        const r = c instanceof Promise ? await c : c;
-        if (r) releases.push(r);
-      }
-      stage?.end();
-      stage = deps.tracer?.start('gatewayz.route', span);
-      // Every candidate, fallback models included: the hold covers the most expensive of them.
-      const targets = deps.router.plan(call.model, call.providerPref, {
-        fallbackModels: call.fallbackModels,
-        user: stickyKeyOf(call),
-      });
-      stage?.end();
-      stage = deps.tracer?.start('gatewayz.hold', span);
-      const hold = await this.hold(call, targets);
-      stage?.end();
-      stage = undefined;
+      const { targets, hold } = await this.admit(call, releases, span);
       holdId = hold.holdId;
       const cache: CacheUse | null = openCacheUse(call, adapter, deps.responseCache, deps.cacheSettings);
       if (cache) {
@@ -369,11 +361,143 @@ export class Pipeline {
     }
   }
 
-  /** Hold the worst case; if the balance cannot cover it, cap the output to what it can pay for. */
-  private async hold(
+  /**
+   * The guards, the route and the hold, in that order, or all of them refused with nothing held.
+   *
+   * A guard that must wait (Redis' rate limits, a plan or trial not cached) would leave the hold's own
+   * wait (PostgreSQL's batch) to begin only after its answer: two round trips one after the other
+   * before the upstream call. So once a guard returns a promise, the route is planned and the hold
+   * taken meanwhile, and the rest of the guards run in order after it. The outcome is the same as in
+   * order: a refusal by a guard comes first (before a routing error or a refused hold), and the hold
+   * taken meanwhile is released before it is reported, so a refused request holds nothing once
+   * answered. A user refused by a guard in the last second is admitted in order (guards first), so
+   * requests beyond a limit never write a hold and its release.
+   */
+  private async admit(
+    call: InferenceCall,
+    releases: GuardRelease[],
+    span: PipelineSpan | undefined,
+  ): Promise<{ targets: readonly Target[]; hold: Held }> {
+    const { deps } = this;
+    const stage = deps.tracer?.start('gatewayz.guards', span);
+    let waiting: Promise<void> | null = null;
+    try {
+      const guards = deps.guards;
+      for (let i = 0; i < guards.length; i++) {
+        // A guard whose answer is cached answers synchronously: await only a promise.
+        const c = guards[i]!.check(call);
+        if (c instanceof Promise) {
+          waiting = this.restOfGuards(c, i + 1, call, releases);
+          break;
+        }
+        if (c) releases.push(c);
+      }
+      if (waiting && !this.overlapAllowed(call.principal.userId)) {
+        await waiting;
+        waiting = null;
+      }
+    } catch (err) {
+      stage?.end(err);
+      this.refusedByGuard(call.principal.userId);
+      throw err;
+    }
+    if (!waiting) {
+      stage?.end();
+      const targets = this.plan(call, span);
+      return { targets, hold: await this.holdTraced(call, targets, span) };
+    }
+    let targets: readonly Target[] | null = null;
+    let planErr: unknown = null;
+    try {
+      targets = this.plan(call, span);
+    } catch (err) {
+      planErr = err;
+    }
+    const holding = targets ? this.holdTraced(call, targets, span) : null;
+    holding?.catch(() => {}); // reported below, after the guards' answer
+    try {
+      await waiting;
+      stage?.end();
+    } catch (err) {
+      stage?.end(err);
+      this.refusedByGuard(call.principal.userId);
+      const held = holding ? await holding.catch(() => null) : null;
+      if (held?.holdId)
+        await deps.billing
+          .release(held.holdId)
+          .catch((e) => deps.log.error({ err: e, holdId: held.holdId }, 'hold release failed'));
+      throw err;
+    }
+    if (!holding) throw planErr;
+    return { targets: targets!, hold: await holding };
+  }
+
+  /** The guards from `next` on, after the one whose answer `first` is; in order. */
+  private async restOfGuards(
+    first: Promise<GuardRelease | undefined>,
+    next: number,
+    call: InferenceCall,
+    releases: GuardRelease[],
+  ): Promise<void> {
+    const r = await first;
+    if (r) releases.push(r);
+    const guards = this.deps.guards;
+    for (let i = next; i < guards.length; i++) {
+      const c = guards[i]!.check(call);
+      const r = c instanceof Promise ? await c : c;
+      if (r) releases.push(r);
+    }
+  }
+
+  /** Every candidate, fallback models included: the hold covers the most expensive of them. */
+  private plan(call: InferenceCall, span: PipelineSpan | undefined): readonly Target[] {
+    const stage = this.deps.tracer?.start('gatewayz.route', span);
+    try {
+      const targets = this.deps.router.plan(call.model, call.providerPref, {
+        fallbackModels: call.fallbackModels,
+        user: stickyKeyOf(call),
+      });
+      stage?.end();
+      return targets;
+    } catch (err) {
+      stage?.end(err);
+      throw err;
+    }
+  }
+
+  private async holdTraced(
     call: InferenceCall,
     targets: readonly Target[],
-  ): Promise<{ holdId: string | null; cap: number | null }> {
+    span: PipelineSpan | undefined,
+  ): Promise<Held> {
+    const stage = this.deps.tracer?.start('gatewayz.hold', span);
+    try {
+      const h = await this.hold(call, targets);
+      stage?.end();
+      return h;
+    } catch (err) {
+      stage?.end(err);
+      throw err;
+    }
+  }
+
+  private overlapAllowed(userId: string | null): boolean {
+    if (userId === null) return false;
+    const until = this.guardRefused.get(userId);
+    if (until === undefined) return true;
+    if (Date.now() < until) return false;
+    this.guardRefused.delete(userId);
+    return true;
+  }
+
+  private refusedByGuard(userId: string | null): void {
+    if (userId === null) return;
+    if (this.guardRefused.size >= 10_000) this.guardRefused.clear();
+    this.guardRefused.set(userId, Date.now() + GUARD_REFUSED_MS);
+  }
+
+  /** Hold the worst case; if the balance cannot cover it, cap the output to what it can pay for. */
+  private async hold(call: InferenceCall, targets: readonly Target[]): Promise<Held> {
     const userId = call.principal.userId;
     if (!userId)
       throw new GatewayError(403, 'Inference needs a user API key, not the admin key', {
