@@ -145,7 +145,8 @@ interface Held {
 }
 
 /**
- * The one path every inference request walks: guard → hold → route → call → settle → respond.
+ * The one path every inference request walks: guard → route → hold → call → settle → respond
+ * (the hold taken while a guard waits for its answer: see `admit`).
  * Nothing reaches a provider any other way.
  */
 export class Pipeline {
@@ -371,7 +372,7 @@ export class Pipeline {
    * order: a refusal by a guard comes first (before a routing error or a refused hold), and the hold
    * taken meanwhile is released before it is reported, so a refused request holds nothing once
    * answered. A user refused by a guard in the last second is admitted in order (guards first), so
-   * requests beyond a limit never write a hold and its release.
+   * a client past its limits writes a hold and its release for at most one refused request a second.
    */
   private async admit(
     call: InferenceCall,
