@@ -466,20 +466,25 @@ export class Pipeline {
     }
   }
 
-  private async holdTraced(
+  /** The hold, in a span of its own when tracing is on (no extra async frame per request when it is off). */
+  private holdTraced(
     call: InferenceCall,
     targets: readonly Target[],
     span: PipelineSpan | undefined,
   ): Promise<Held> {
-    const stage = this.deps.tracer?.start('gatewayz.hold', span);
-    try {
-      const h = await this.hold(call, targets);
-      stage?.end();
-      return h;
-    } catch (err) {
-      stage?.end(err);
-      throw err;
-    }
+    const tracer = this.deps.tracer;
+    if (!tracer) return this.hold(call, targets);
+    const stage = tracer.start('gatewayz.hold', span);
+    return this.hold(call, targets).then(
+      (h) => {
+        stage.end();
+        return h;
+      },
+      (err: unknown) => {
+        stage.end(err);
+        throw err;
+      },
+    );
   }
 
   private overlapAllowed(userId: string | null): boolean {
