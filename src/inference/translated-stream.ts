@@ -48,22 +48,40 @@ export async function relayStream(
   const onEvent = (e: SseEvent) => {
     out += codec.push(e);
   };
+  // Each chunk is relayed as undici reads it (UpstreamBody.read): no promise per chunk.
+  const body = res.body;
+  await new Promise<void>((resolve) => {
+    body.read({
+      chunk: (chunk) => {
+        try {
+          splitter.push(chunk, onEvent);
+          if (out) {
+            const ok = raw.write(out);
+            out = '';
+            if (!ok) {
+              body.pause();
+              void drain(raw, io.signal).then(() => (io.clientGone() ? body.destroy() : body.resume()));
+              return;
+            }
+          }
+          if (io.clientGone()) body.destroy();
+        } catch (err) {
+          if (!io.clientGone()) broke = err as Error;
+          body.destroy();
+        }
+      },
+      end: (err) => {
+        if (err && !io.clientGone()) broke = err;
+        resolve();
+      },
+    });
+  });
   try {
-    for await (const chunk of res.body) {
-      splitter.push(chunk as Buffer, onEvent);
-      if (out) {
-        const ok = raw.write(out);
-        out = '';
-        if (!ok) await drain(raw, io.signal);
-      }
-      if (io.clientGone()) break;
-    }
-    if (!io.clientGone()) splitter.end(onEvent);
+    if (!broke && !io.clientGone()) splitter.end(onEvent);
   } catch (err) {
     if (!io.clientGone()) broke = err as Error;
-  } finally {
-    if (io.clientGone()) res.body.destroy();
   }
+  if (io.clientGone()) body.destroy();
   const gone = io.clientGone();
   const complete = codec.done && !broke && !codec.error;
   const text = codec.text();

@@ -18,10 +18,19 @@ export interface UpstreamResponse {
 const HIGH_WATER = 64 * 1024;
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
+/** What `UpstreamBody.read` hands a body to, chunk by chunk (push mode). */
+export interface BodyReader {
+  /** One chunk, as undici read it. May call the body's `pause()` or `destroy()`; must not throw. */
+  chunk(c: Buffer): void;
+  /** Called once: the body ended (null), failed (its error) or was destroyed (null). */
+  end(err: Error | null): void;
+}
+
 /**
- * An upstream body: the chunks undici reads, handed to one `for await` reader. It does what the
- * gateway needs of undici's Readable body (back-pressure, errors, destroy) without a stream per
- * request: the Readable, its async iterator and their events were ~5 % of the gateway's CPU.
+ * An upstream body: the chunks undici reads, handed to one reader: a `for await` loop, `all()`, or
+ * (for relaying streams) a `BodyReader` through `read()`. It does what the gateway needs of undici's
+ * Readable body (back-pressure, errors, destroy) without a stream per request: the Readable, its
+ * async iterator and their events were ~5 % of the gateway's CPU.
  * - A reader that falls 64 KiB behind pauses the socket; reading resumes it.
  * - An upstream error (timeout, reset, abort) is thrown to the reader after the chunks already read.
  * - `destroy()` (or leaving the loop early) drops what is queued and aborts an unfinished request;
@@ -37,10 +46,13 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   private waiting: { resolve(r: IteratorResult<Buffer>): void; reject(e: Error): void } | null = null;
   /** `all()` is waiting: every chunk is kept (no pause) until the end, up to `limit` bytes. */
   private collector: { resolve(b: Buffer): void; reject(e: Error): void; limit: number } | null = null;
+  /** `read()`'s reader, until its `end` was called; `readerPaused` while the client is slow. */
+  private reader: BodyReader | null = null;
+  private readerPaused = false;
   destroyed = false;
 
   constructor(
-    private readonly resume: () => void,
+    private readonly resumeSocket: () => void,
     private readonly abort: (err: Error) => void,
   ) {}
 
@@ -56,6 +68,11 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
         this.destroy();
         c.reject(new BodyTooLarge(c.limit));
       }
+      return true;
+    }
+    const r = this.reader;
+    if (r && !this.readerPaused && this.head === this.chunks.length) {
+      r.chunk(chunk);
       return true;
     }
     const w = this.waiting;
@@ -79,6 +96,10 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       c.resolve(this.rest());
       return;
     }
+    if (this.reader) {
+      if (!this.readerPaused && this.head === this.chunks.length) this.finish(null);
+      return;
+    }
     const w = this.waiting;
     if (w) {
       this.waiting = null;
@@ -96,12 +117,75 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       c.reject(err);
       return;
     }
+    if (this.reader) {
+      // After the chunks already queued, if the reader is paused (`deliver`).
+      if (!this.readerPaused && this.head === this.chunks.length) {
+        this.destroyed = true;
+        this.finish(err);
+      }
+      return;
+    }
     const w = this.waiting;
     if (w) {
       this.waiting = null;
       this.destroyed = true;
       w.reject(err);
     }
+  }
+
+  /**
+   * Push mode, for relaying streams: every chunk is handed to `reader.chunk` as undici reads it, in
+   * the same call, with no promise per chunk. A `for await` loop takes a promise and a result object
+   * per chunk, and keeps them with the loop's suspended frames while it waits, up to seconds per
+   * chunk on a slow stream: with thousands of streams open, objects that outlive a young-generation
+   * GC and are copied by it. `pause()` while the client is slow (chunks queue; past 64 KiB the socket
+   * pauses), `resume()` hands over what queued. Not to be mixed with iterating or `all()`.
+   */
+  read(reader: BodyReader): void {
+    this.reader = reader;
+    this.deliver();
+  }
+
+  pause(): void {
+    this.readerPaused = true;
+  }
+
+  resume(): void {
+    if (!this.readerPaused) return;
+    this.readerPaused = false;
+    this.deliver();
+  }
+
+  /** Hand the queued chunks to the reader, then the end or the error if they came. */
+  private deliver(): void {
+    const r = this.reader;
+    if (!r) return;
+    while (!this.readerPaused && !this.destroyed && this.head < this.chunks.length) {
+      const c = this.chunks[this.head]!;
+      this.chunks[this.head++] = undefined;
+      this.queued -= c.length;
+      if (this.head === this.chunks.length) {
+        this.chunks.length = 0;
+        this.head = 0;
+      }
+      r.chunk(c);
+    }
+    if (this.readerPaused || this.destroyed) return;
+    if (this.error) {
+      this.destroyed = true;
+      this.finish(this.error);
+    } else if (this.ended) this.finish(null);
+    else if (this.paused) {
+      this.paused = false;
+      this.resumeSocket();
+    }
+  }
+
+  private finish(err: Error | null): void {
+    const r = this.reader;
+    if (!r) return;
+    this.reader = null;
+    r.end(err);
   }
 
   /**
@@ -124,7 +208,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       this.collector = { resolve, reject, limit };
       if (this.paused) {
         this.paused = false;
-        this.resume();
+        this.resumeSocket();
       }
     });
   }
@@ -149,7 +233,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       }
       if (this.paused && this.queued < HIGH_WATER) {
         this.paused = false;
-        this.resume();
+        this.resumeSocket();
       }
       return Promise.resolve({ value: c, done: false });
     }
@@ -190,6 +274,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       this.waiting = null;
       w.resolve(DONE);
     }
+    this.finish(null);
   }
 
   /** The whole body as text (for small, non-hot-path answers such as catalogs). */

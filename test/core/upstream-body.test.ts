@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestAbort } from '../../src/lib/abort.js';
 import { errors } from '../../src/providers/undici.js';
 import { Upstreams } from '../../src/providers/upstream.js';
-import { BodyTooLarge } from '../../src/providers/upstream-call.js';
+import { BodyTooLarge, type UpstreamBody } from '../../src/providers/upstream-call.js';
 
 /** The gateway's upstream body (src/providers/upstream-call.ts) against a real HTTP server. */
 describe('upstream bodies', () => {
@@ -181,5 +181,93 @@ describe('upstream bodies', () => {
     expect(res.body.destroyed).toBe(true);
     const again = await upstreams.request({ baseUrl: base, path: '/after', method: 'GET', headers: {} });
     expect(JSON.parse(await again.body.text())).toEqual({ path: '/after', method: 'GET' });
+  });
+  /** Read a body in push mode; `onChunk` may pause or destroy it. Resolves with what `end` got. */
+  const pushRead = (body: UpstreamBody, onChunk: (c: Buffer) => void) =>
+    new Promise<Error | null>((resolve) => {
+      let ends = 0;
+      body.read({
+        chunk: onChunk,
+        end: (err) => {
+          ends++;
+          // end is called once: a second call would show here before the test's assertions.
+          setTimeout(() => resolve(ends === 1 ? err : new Error(`end called ${ends} times`)), 20);
+        },
+      });
+    });
+
+  it('read(): chunks pushed as they arrive, queued ones first, then end once', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/v1/push', headers: {}, body: '{}' });
+    await new Promise((r) => setTimeout(r, 50)); // the whole answer is queued before the reader comes
+    let got = '';
+    expect(await pushRead(res.body, (c) => (got += c.toString()))).toBeNull();
+    expect(JSON.parse(got)).toEqual({ path: '/v1/push', method: 'POST' });
+  });
+
+  it('read(): a paused reader stops the upstream socket (back-pressure); resume() hands over every byte', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/big', method: 'GET', headers: {} });
+    let read = 0;
+    let chunks = 0;
+    const ended = pushRead(res.body, (c) => {
+      read += c.length;
+      if (++chunks === 1) res.body.pause();
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const whilePaused = flushed;
+    expect(chunks).toBe(1);
+    expect(whilePaused).toBeLessThan(48 * MiB);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(flushed).toBe(whilePaused);
+    res.body.resume();
+    expect(await ended).toBeNull();
+    await bigDone;
+    expect(read).toBe(256 * MiB);
+    expect(flushed).toBe(256 * MiB);
+  });
+
+  it('read(): a connection that dies mid-body ends the reader with the error, after the chunks', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/half', method: 'GET', headers: {} });
+    let got = '';
+    const err = await pushRead(res.body, (c) => (got += c.toString()));
+    expect(got).toBe('x'.repeat(40));
+    expect(err).toBeInstanceOf(errors.UndiciError);
+    expect(res.body.destroyed).toBe(true);
+  });
+
+  it('read(): an error while paused comes after the queued chunks, on resume()', async () => {
+    const res = await upstreams.request({ baseUrl: base, path: '/half', method: 'GET', headers: {} });
+    res.body.pause();
+    let got = '';
+    const ended = pushRead(res.body, (c) => (got += c.toString()));
+    await new Promise((r) => setTimeout(r, 200)); // the connection died meanwhile
+    expect(got).toBe('');
+    res.body.resume();
+    expect(await ended).toBeInstanceOf(errors.UndiciError);
+    expect(got).toBe('x'.repeat(40));
+  });
+
+  it('read(): the request’s abort ends the reader with its reason; destroy() from a chunk ends it with null', async () => {
+    const ac = new RequestAbort();
+    const stall = await upstreams.request({
+      baseUrl: base,
+      path: '/stall',
+      method: 'GET',
+      headers: {},
+      abort: ac,
+    });
+    const reason = new Error('client closed the connection');
+    let first = '';
+    const ended = pushRead(stall.body, (c) => {
+      first = c.toString();
+      setTimeout(() => ac.abort(reason), 50);
+    });
+    expect(await ended).toBe(reason);
+    expect(first).toBe('first');
+
+    const again = await upstreams.request({ baseUrl: base, path: '/stall', method: 'GET', headers: {} });
+    expect(await pushRead(again.body, () => again.body.destroy())).toBeNull();
+    expect(again.body.destroyed).toBe(true);
+    const after = await upstreams.request({ baseUrl: base, path: '/after', method: 'GET', headers: {} });
+    expect(JSON.parse(await after.body.text())).toEqual({ path: '/after', method: 'GET' });
   });
 });

@@ -107,13 +107,14 @@ export async function relayChatStream(
     out += e.raw;
   };
 
-  const flush = async () => {
+  /** Send what the events produced; false when the client's socket is full (wait for 'drain'). */
+  const flush = (): boolean => {
     // Leading comments wait for the first data event: until then nothing is sent and a retry stays possible.
     if (!started && !sawData) {
       if (out.length > 64 * 1024) out = ''; // keep-alives while waiting are not worth holding without bound
-      return;
+      return true;
     }
-    if (!out) return;
+    if (!out) return true;
     start();
     if (capture && captured + out.length <= MAX_CAPTURE_BYTES) {
       capture.push(out);
@@ -121,27 +122,42 @@ export async function relayChatStream(
     } else if (capture) captured = Number.POSITIVE_INFINITY;
     const ok = raw.write(out);
     out = '';
-    if (!ok) await drain(raw, io.signal);
+    return ok;
   };
 
+  // Each chunk is relayed as undici reads it (UpstreamBody.read): no promise per chunk.
+  const body = res.body;
+  await new Promise<void>((resolve) => {
+    body.read({
+      chunk: (chunk) => {
+        try {
+          splitter.push(chunk, onEvent);
+          if (splitter.pendingBytes > MAX_SSE_EVENT_BYTES) {
+            broke = new Error(`an event larger than ${MAX_SSE_EVENT_BYTES} bytes`);
+            broke.name = 'OversizedEvent';
+            body.destroy();
+          } else if (upstreamError && !started && !sawData) body.destroy();
+          else if (!flush()) {
+            body.pause();
+            void drain(raw, io.signal).then(() => (io.clientGone() ? body.destroy() : body.resume()));
+          } else if (io.clientGone()) body.destroy();
+        } catch (err) {
+          if (!io.clientGone()) broke = err as Error;
+          body.destroy();
+        }
+      },
+      end: (err) => {
+        if (err && !io.clientGone()) broke = err;
+        resolve();
+      },
+    });
+  });
   try {
-    for await (const chunk of res.body) {
-      splitter.push(chunk as Buffer, onEvent);
-      if (splitter.pendingBytes > MAX_SSE_EVENT_BYTES) {
-        broke = new Error(`an event larger than ${MAX_SSE_EVENT_BYTES} bytes`);
-        broke.name = 'OversizedEvent';
-        break;
-      }
-      if (upstreamError && !started && !sawData) break;
-      await flush();
-      if (io.clientGone()) break;
-    }
     if (!broke && !io.clientGone()) splitter.end(onEvent);
   } catch (err) {
     if (!io.clientGone()) broke = err as Error;
-  } finally {
-    if (io.clientGone() || broke || upstreamError) res.body.destroy();
   }
+  if (io.clientGone() || broke || upstreamError) body.destroy();
 
   const gone = io.clientGone();
   const complete = sawDone && !broke && !upstreamError;
