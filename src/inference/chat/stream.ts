@@ -46,7 +46,8 @@ export async function relayChatStream(
   const splitter = new SseSplitter();
   let usage: Usage | null = null;
   const text: string[] = [];
-  const firstChoice: string[] = [];
+  /** The first choice's text, kept only for `onComplete` (chat history). */
+  const firstChoice: string[] | null = opts.onComplete ? [] : null;
   let out = '';
   let sawData = false;
   let sawDone = false;
@@ -84,7 +85,7 @@ export async function relayChatStream(
         if (!d) continue;
         if (typeof d.content === 'string') {
           text.push(d.content);
-          if ((c.index ?? 0) === 0) firstChoice.push(d.content);
+          if (firstChoice && (c.index ?? 0) === 0) firstChoice.push(d.content);
         }
         if (typeof d.reasoning === 'string') text.push(d.reasoning);
         if (Array.isArray(d.tool_calls)) {
@@ -177,7 +178,7 @@ export async function relayChatStream(
     const e = streamFailure(provider, broke, null, io.signal);
     out += sseData({ error: { message: e.message, type: e.type, code: e.code, param: null } });
   }
-  if (complete && opts.onComplete) await opts.onComplete(firstChoice.join(''));
+  if (complete && opts.onComplete) await opts.onComplete(firstChoice!.join(''));
   if (complete && capture && captured <= MAX_CAPTURE_BYTES)
     io.remember?.('sse', capture.join('') + out, counted);
   if (sawDone) out += 'data: [DONE]\n\n';
