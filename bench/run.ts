@@ -182,6 +182,13 @@ function step<T>(file: string, argv: string[], timeoutMs: number): Promise<T> {
   });
 }
 
+/** "14 scavenges 232 ms, 1 full 20 ms": V8's GC pauses while the streams opened. */
+const gcText = (s: StreamsResult): string => {
+  const m = s.openingScavenges!;
+  const f = s.openingFullGc;
+  return `${m.n} scavenges ${fmt(m.ms, 0)} ms${f && f.n > 0 ? `, ${f.n} full ${fmt(f.ms, 0)} ms` : ''}`;
+};
+
 const mockConfig = (mock: string, cfg: Record<string, number>) =>
   httpJson(`${mock}/mock/config`, { method: 'POST', body: cfg });
 
@@ -468,6 +475,9 @@ interface StreamsResult {
   /** The target's CPU ms per stream from the first stream opened to the last one's first event, and its share of one core. */
   openingCpuMsPerStream: number | null;
   openingCoreShare: number | null;
+  /** V8's GC pauses over the same span (the gateway only: from its /metrics): count and ms. */
+  openingScavenges?: { n: number; ms: number } | null;
+  openingFullGc?: { n: number; ms: number } | null;
   why: string;
 }
 type TtfbResult = Record<string, Record<string, number | null>>;
@@ -663,6 +673,7 @@ async function main(): Promise<void> {
         `--expect=${holdChunks + 4}`,
         `--deadline-s=${holdChunks + 30}`,
         ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
+        ...(r.target.name === 'gatewayz' ? [`--metrics=${r.target.base.replace(/\/v1$/, '')}/metrics`] : []),
       ],
       (holdChunks + 45) * 1000,
     );
@@ -673,7 +684,8 @@ async function main(): Promise<void> {
           ? ` RSS ${fmt(s.rssBeforeMb, 1)} → ${fmt(s.rssPeakMb, 1)} MiB = ${fmt(s.kibPerStream, 1)} KiB/stream` +
             (s.openingCpuMsPerStream == null
               ? ''
-              : `, opening: ${fmt(s.openingCpuMsPerStream, 2)} ms CPU/stream, ${fmt((s.openingCoreShare ?? 0) * 100, 0)} % of a core`)
+              : `, opening: ${fmt(s.openingCpuMsPerStream, 2)} ms CPU/stream, ${fmt((s.openingCoreShare ?? 0) * 100, 0)} % of a core`) +
+            (s.openingScavenges ? `, GC while opening: ${gcText(s)}` : '')
           : '') +
         (Object.keys(s.errors).length ? ` errors=${JSON.stringify(s.errors)}` : ''),
     );
@@ -801,6 +813,9 @@ function report(
     streams[n]?.openingCpuMsPerStream == null
       ? '-'
       : `${fmt(streams[n]!.openingCpuMsPerStream, 2)} (${fmt((streams[n]!.openingCoreShare ?? 0) * 100, 0)} %)`,
+  );
+  add(`${STREAMS} open streams: GC pauses while opening`, '', (n) =>
+    streams[n]?.openingScavenges ? gcText(streams[n]!) : '-',
   );
   add(`${STREAMS} open streams: intact`, `${STREAMS}`, (n) =>
     streams[n] ? `${streams[n]!.completedIntact}/${streams[n]!.n}` : '-',

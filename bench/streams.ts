@@ -3,8 +3,9 @@
  * holds them, samples the target's RSS, then checks every stream completed intact (expected events).
  * With --gw-pid it also reports the target's CPU time from the first stream opened to the last
  * stream's first event, per stream: at --open-rate, more than 1000/rate ms per stream is more than a
- * core, and the first events queue.
- *   --target=<json> --n=2000 --open-rate=500 --expect=<events per stream> --deadline-s=60 [--gw-pid=N]
+ * core, and the first events queue. With --metrics=URL (the gateway's /metrics) it reports V8's GC
+ * pauses over the same span, from prom-client's `nodejs_gc_duration_seconds` (scavenges and full GCs).
+ *   --target=<json> --n=2000 --open-rate=500 --expect=<events per stream> --deadline-s=60 [--gw-pid=N] [--metrics=URL]
  * The mock must already stream with a chunk interval (run.ts sets it) so the streams stay open.
  */
 import http from 'node:http';
@@ -17,6 +18,8 @@ const RATE = Number(a['open-rate'] ?? 500);
 const EXPECT = Number(a.expect ?? 0);
 const DEADLINE = Number(a['deadline-s'] ?? 60) * 1000;
 const gwPid = a['gw-pid'] ? Number(a['gw-pid']) : null;
+const metricsUrl = a.metrics ?? null;
+if (metricsUrl) loadTarget(JSON.stringify({ name: 'metrics', base: metricsUrl, headers: {} })); // loopback only
 const body = JSON.stringify(chatBody(true));
 const headers = { 'content-type': 'application/json', ...t.headers };
 // One socket per stream, as separate clients would have.
@@ -36,6 +39,35 @@ let rssPeak = rssBefore;
 const cpuBefore = cpuTicks(gwPid);
 /** CPU ticks and wall ms from the start to the last stream's first event. */
 let opening: { ticks: number; ms: number } | null = null;
+
+interface GcTotals {
+  /** Scavenges (young generation): count and seconds. */
+  minor: { n: number; s: number };
+  /** Mark-compact and incremental marking steps (old generation). */
+  major: { n: number; s: number };
+}
+/** V8's GC totals from the gateway's /metrics (prom-client's default `nodejs_gc_duration_seconds`). */
+async function gcTotals(): Promise<GcTotals | null> {
+  if (!metricsUrl) return null;
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const t: GcTotals = { minor: { n: 0, s: 0 }, major: { n: 0, s: 0 } };
+    for (const line of text.split('\n')) {
+      const m = /^nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="(\w+)"[^}]*\} ([\d.e+-]+)$/.exec(line);
+      if (!m) continue;
+      const bucket = m[2] === 'minor' ? t.minor : m[2] === 'major' || m[2] === 'incremental' ? t.major : null;
+      if (!bucket) continue;
+      if (m[1] === 'sum') bucket.s += Number(m[3]);
+      else bucket.n += Number(m[3]);
+    }
+    return t;
+  } catch {
+    return null;
+  }
+}
+const gcBefore = await gcTotals();
+/** GC from the start to the last stream's first event (read when it arrives). */
+let gcOpening: Promise<GcTotals | null> = Promise.resolve(null);
 
 function open(): void {
   const start = performance.now();
@@ -59,6 +91,7 @@ function open(): void {
         firsts.push(performance.now() - start);
         if (firsts.length === N && gwPid)
           opening = { ticks: cpuTicks(gwPid) - cpuBefore, ms: performance.now() - T0 };
+        if (firsts.length === N && gcBefore) gcOpening = gcTotals();
       }
       buf += c;
       for (let k = buf.indexOf('\n\n'); k >= 0; k = buf.indexOf('\n\n')) {
@@ -103,7 +136,7 @@ const sampler = setInterval(() => {
 }, 250);
 
 let finished = false;
-const finish = (why: string) => {
+const finish = async (why: string) => {
   if (finished) return;
   finished = true;
   clearInterval(opener);
@@ -112,6 +145,11 @@ const finish = (why: string) => {
   clearTimeout(hard);
   for (const r of reqs) r.destroy();
   firsts.sort((x, y) => x - y);
+  const gcAfter = await gcOpening;
+  const gcDelta = (k: 'minor' | 'major') =>
+    gcBefore && gcAfter
+      ? { n: gcAfter[k].n - gcBefore[k].n, ms: (gcAfter[k].s - gcBefore[k].s) * 1000 }
+      : null;
   emitResult({
     target: t.name,
     n: N,
@@ -128,11 +166,13 @@ const finish = (why: string) => {
     kibPerStream: gwPid ? (rssPeak - rssBefore) / N : null,
     openingCpuMsPerStream: opening ? (opening.ticks * 1000) / CLK_TCK / N : null,
     openingCoreShare: opening ? (opening.ticks * 1000) / CLK_TCK / opening.ms : null,
+    openingScavenges: gcDelta('minor'),
+    openingFullGc: gcDelta('major'),
     seconds: (performance.now() - T0) / 1000,
   });
   process.exit(0);
 };
-const hard = setTimeout(() => finish('deadline'), DEADLINE);
+const hard = setTimeout(() => void finish('deadline'), DEADLINE);
 const watch = setInterval(() => {
-  if (ended >= N) finish('all ended');
+  if (ended >= N) void finish('all ended');
 }, 50);
