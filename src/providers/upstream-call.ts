@@ -143,7 +143,8 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
    */
   read(reader: BodyReader): void {
     this.reader = reader;
-    this.deliver();
+    if (this.destroyed) this.finish(this.error);
+    else this.deliver();
   }
 
   pause(): void {

@@ -267,6 +267,8 @@ describe('upstream bodies', () => {
     const again = await upstreams.request({ baseUrl: base, path: '/stall', method: 'GET', headers: {} });
     expect(await pushRead(again.body, () => again.body.destroy())).toBeNull();
     expect(again.body.destroyed).toBe(true);
+    // A body destroyed before anyone reads it ends its reader at once.
+    expect(await pushRead(again.body, () => {})).toBeNull();
     const after = await upstreams.request({ baseUrl: base, path: '/after', method: 'GET', headers: {} });
     expect(JSON.parse(await after.body.text())).toEqual({ path: '/after', method: 'GET' });
   });
