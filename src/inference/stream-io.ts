@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { RequestAbort } from '../lib/abort.js';
+import type { UpstreamBody } from '../providers/upstream.js';
 
 /** Wait for a slow client to drain, or for it to go away: back-pressure without buffering. */
 export function drain(raw: ServerResponse, signal: RequestAbort): Promise<void> {
@@ -14,6 +15,42 @@ export function drain(raw: ServerResponse, signal: RequestAbort): Promise<void> 
     raw.on('drain', done);
     raw.on('close', done);
     signal.on(done);
+  });
+}
+
+/**
+ * Relay an upstream body to a client in push mode (`UpstreamBody.read`): each chunk goes to `onChunk`
+ * as undici reads it, with no promise per chunk. `onChunk` returns whether the client's socket took
+ * what it wrote; on false the body is paused until the socket drains (or the client goes). It may
+ * destroy the body to stop; a client gone stops it too. Resolves with the body's error, or what
+ * `onChunk` threw (the body is then destroyed), or null.
+ */
+export function pumpBody(
+  body: UpstreamBody,
+  raw: ServerResponse,
+  io: { signal: RequestAbort; clientGone(): boolean },
+  onChunk: (chunk: Buffer) => boolean,
+): Promise<Error | null> {
+  return new Promise((resolve) => {
+    let thrown: Error | null = null;
+    body.read({
+      chunk: (chunk) => {
+        let ok: boolean;
+        try {
+          ok = onChunk(chunk);
+        } catch (err) {
+          thrown = err as Error;
+          body.destroy();
+          return;
+        }
+        if (body.destroyed) return;
+        if (!ok) {
+          body.pause();
+          void drain(raw, io.signal).then(() => (io.clientGone() ? body.destroy() : body.resume()));
+        } else if (io.clientGone()) body.destroy();
+      },
+      end: (err) => resolve(thrown ?? err),
+    });
   });
 }
 

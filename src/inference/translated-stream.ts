@@ -2,7 +2,7 @@ import type { Usage } from '../billing/cost.js';
 import type { UpstreamResponse } from '../providers/upstream.js';
 import type { RespondIO } from './pipeline.js';
 import { type SseEvent, SseSplitter } from './sse.js';
-import { drain, sseData, writeSseHead } from './stream-io.js';
+import { pumpBody, sseData, writeSseHead } from './stream-io.js';
 import { usageFromOpenAi } from './usage.js';
 
 type Obj = Record<string, any>;
@@ -48,34 +48,16 @@ export async function relayStream(
   const onEvent = (e: SseEvent) => {
     out += codec.push(e);
   };
-  // Each chunk is relayed as undici reads it (UpstreamBody.read): no promise per chunk.
+  // Each chunk is relayed as undici reads it: no promise per chunk.
   const body = res.body;
-  await new Promise<void>((resolve) => {
-    body.read({
-      chunk: (chunk) => {
-        try {
-          splitter.push(chunk, onEvent);
-          if (out) {
-            const ok = raw.write(out);
-            out = '';
-            if (!ok) {
-              body.pause();
-              void drain(raw, io.signal).then(() => (io.clientGone() ? body.destroy() : body.resume()));
-              return;
-            }
-          }
-          if (io.clientGone()) body.destroy();
-        } catch (err) {
-          if (!io.clientGone()) broke = err as Error;
-          body.destroy();
-        }
-      },
-      end: (err) => {
-        if (err && !io.clientGone()) broke = err;
-        resolve();
-      },
-    });
+  const failed = await pumpBody(body, raw, io, (chunk) => {
+    splitter.push(chunk, onEvent);
+    if (!out) return true;
+    const ok = raw.write(out);
+    out = '';
+    return ok;
   });
+  if (failed && !io.clientGone()) broke = failed;
   try {
     if (!broke && !io.clientGone()) splitter.end(onEvent);
   } catch (err) {

@@ -161,16 +161,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   private deliver(): void {
     const r = this.reader;
     if (!r) return;
-    while (!this.readerPaused && !this.destroyed && this.head < this.chunks.length) {
-      const c = this.chunks[this.head]!;
-      this.chunks[this.head++] = undefined;
-      this.queued -= c.length;
-      if (this.head === this.chunks.length) {
-        this.chunks.length = 0;
-        this.head = 0;
-      }
-      r.chunk(c);
-    }
+    while (!this.readerPaused && !this.destroyed && this.head < this.chunks.length) r.chunk(this.shift());
     if (this.readerPaused || this.destroyed) return;
     if (this.error) {
       this.destroyed = true;
@@ -214,6 +205,18 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
     });
   }
 
+  /** The oldest queued chunk, taken off the queue (there is one). */
+  private shift(): Buffer {
+    const c = this.chunks[this.head]!;
+    this.chunks[this.head++] = undefined;
+    this.queued -= c.length;
+    if (this.head === this.chunks.length) {
+      this.chunks.length = 0;
+      this.head = 0;
+    }
+    return c;
+  }
+
   /** The chunks not read yet, as one Buffer. */
   private rest(): Buffer {
     const parts = this.head === 0 ? this.chunks : this.chunks.slice(this.head);
@@ -225,13 +228,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
 
   next(): Promise<IteratorResult<Buffer>> {
     if (this.head < this.chunks.length) {
-      const c = this.chunks[this.head]!;
-      this.chunks[this.head++] = undefined;
-      this.queued -= c.length;
-      if (this.head === this.chunks.length) {
-        this.chunks.length = 0;
-        this.head = 0;
-      }
+      const c = this.shift();
       if (this.paused && this.queued < HIGH_WATER) {
         this.paused = false;
         this.resumeSocket();

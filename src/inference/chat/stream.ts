@@ -6,7 +6,7 @@ import type { UpstreamResponse } from '../../providers/upstream.js';
 import type { RespondOutcome } from '../../routing/attempts.js';
 import type { RespondIO } from '../pipeline.js';
 import { type SseEvent, SseSplitter } from '../sse.js';
-import { drain, sseData, writeSseHead } from '../stream-io.js';
+import { pumpBody, sseData, writeSseHead } from '../stream-io.js';
 import { usageFromOpenAi } from '../usage.js';
 import { countChatUsage } from './count.js';
 
@@ -126,33 +126,23 @@ export async function relayChatStream(
     return ok;
   };
 
-  // Each chunk is relayed as undici reads it (UpstreamBody.read): no promise per chunk.
+  // Each chunk is relayed as undici reads it: no promise per chunk.
   const body = res.body;
-  await new Promise<void>((resolve) => {
-    body.read({
-      chunk: (chunk) => {
-        try {
-          splitter.push(chunk, onEvent);
-          if (splitter.pendingBytes > MAX_SSE_EVENT_BYTES) {
-            broke = new Error(`an event larger than ${MAX_SSE_EVENT_BYTES} bytes`);
-            broke.name = 'OversizedEvent';
-            body.destroy();
-          } else if (upstreamError && !started && !sawData) body.destroy();
-          else if (!flush()) {
-            body.pause();
-            void drain(raw, io.signal).then(() => (io.clientGone() ? body.destroy() : body.resume()));
-          } else if (io.clientGone()) body.destroy();
-        } catch (err) {
-          if (!io.clientGone()) broke = err as Error;
-          body.destroy();
-        }
-      },
-      end: (err) => {
-        if (err && !io.clientGone()) broke = err;
-        resolve();
-      },
-    });
+  const failed = await pumpBody(body, raw, io, (chunk) => {
+    splitter.push(chunk, onEvent);
+    if (splitter.pendingBytes > MAX_SSE_EVENT_BYTES) {
+      broke = new Error(`an event larger than ${MAX_SSE_EVENT_BYTES} bytes`);
+      broke.name = 'OversizedEvent';
+      body.destroy();
+      return true;
+    }
+    if (upstreamError && !started && !sawData) {
+      body.destroy();
+      return true;
+    }
+    return flush();
   });
+  if (failed && !io.clientGone()) broke = failed;
   try {
     if (!broke && !io.clientGone()) splitter.end(onEvent);
   } catch (err) {
