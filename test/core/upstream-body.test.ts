@@ -63,6 +63,19 @@ describe('upstream bodies', () => {
     await new Promise((r) => server.close(r));
   });
 
+  /** A request whose answer sends 'first' and then nothing, with the abort that can end it. */
+  const stalledWithAbort = async () => {
+    const ac = new RequestAbort();
+    const res = await upstreams.request({
+      baseUrl: base,
+      path: '/stall',
+      method: 'GET',
+      headers: {},
+      abort: ac,
+    });
+    return { ac, res };
+  };
+
   it('status, headers (repeated ones as arrays) and the body as text', async () => {
     const res = await upstreams.request({ baseUrl: base, path: '/v1/x?q=1', headers: {}, body: '{}' });
     expect(res.statusCode).toBe(200);
@@ -99,14 +112,7 @@ describe('upstream bodies', () => {
   });
 
   it('the request’s abort mid-body ends the reader with its reason and closes the socket', async () => {
-    const ac = new RequestAbort();
-    const res = await upstreams.request({
-      baseUrl: base,
-      path: '/stall',
-      method: 'GET',
-      headers: {},
-      abort: ac,
-    });
+    const { ac, res } = await stalledWithAbort();
     const it = res.body[Symbol.asyncIterator]();
     expect((await it.next()).value!.toString()).toBe('first');
     const reason = new Error('client closed the connection');
@@ -159,14 +165,7 @@ describe('upstream bodies', () => {
     expect(await half.body.all(MiB).catch((e: Error) => e)).toBeInstanceOf(errors.UndiciError);
     expect(half.body.destroyed).toBe(true);
 
-    const ac = new RequestAbort();
-    const stall = await upstreams.request({
-      baseUrl: base,
-      path: '/stall',
-      method: 'GET',
-      headers: {},
-      abort: ac,
-    });
+    const { ac, res: stall } = await stalledWithAbort();
     const reason = new Error('client closed the connection');
     setTimeout(() => ac.abort(reason), 50);
     await expect(stall.body.all(MiB)).rejects.toBe(reason);
@@ -247,14 +246,7 @@ describe('upstream bodies', () => {
   });
 
   it('read(): the request’s abort ends the reader with its reason; destroy() from a chunk ends it with null', async () => {
-    const ac = new RequestAbort();
-    const stall = await upstreams.request({
-      baseUrl: base,
-      path: '/stall',
-      method: 'GET',
-      headers: {},
-      abort: ac,
-    });
+    const { ac, res: stall } = await stalledWithAbort();
     const reason = new Error('client closed the connection');
     let first = '';
     const ended = pushRead(stall.body, (c) => {
