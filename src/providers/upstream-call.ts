@@ -97,7 +97,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       return;
     }
     if (this.reader) {
-      if (!this.readerPaused && this.head === this.chunks.length) this.finish(null);
+      this.deliver(); // after what is queued, once the reader is not paused
       return;
     }
     const w = this.waiting;
@@ -118,11 +118,7 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
       return;
     }
     if (this.reader) {
-      // After the chunks already queued, if the reader is paused (`deliver`).
-      if (!this.readerPaused && this.head === this.chunks.length) {
-        this.destroyed = true;
-        this.finish(err);
-      }
+      this.deliver(); // after what is queued, once the reader is not paused
       return;
     }
     const w = this.waiting;
