@@ -4,6 +4,8 @@
  *   npm run bench                         full run (~6 min): load, fixed rate, time to first byte, 2,000 streams
  *   npm run bench -- --quick              short run (~1-2 min) for CI; never fails on slow figures
  *   npm run bench -- --peer portkey       also measures @portkey-ai/gateway (installed into a temp dir)
+ *   npm run bench -- --peer pg            also measures Gatewayz on PostgreSQL + Redis (--pg-url, --pg-redis-url;
+ *                                         default: this machine's, on 127.0.0.1) and prints its factors against SQLite
  *   npm run bench -- --limits off         gateway with rate limits switched off (see LIMITS_OFF_ENV below)
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
  *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
@@ -189,6 +191,9 @@ const gcText = (s: StreamsResult): string => {
   return `${m.n} scavenges ${fmt(m.ms, 0)} ms${f && f.n > 0 ? `, ${f.n} full ${fmt(f.ms, 0)} ms` : ''}`;
 };
 
+/** Gatewayz itself, on whichever storage (`gatewayz`, `gatewayz-pg`): it reports its overhead and GC. */
+const isGatewayz = (name: string) => name === 'gatewayz' || name === 'gatewayz-pg';
+
 const mockConfig = (mock: string, cfg: Record<string, number>) =>
   httpJson(`${mock}/mock/config`, { method: 'POST', body: cfg });
 
@@ -224,17 +229,16 @@ function ensureBuilt(): void {
   }
 }
 
-/** Set when the bench made a PostgreSQL database of its own. */
-const benchDatabase: { drop: (() => Promise<void>) | null } = { drop: null };
+/** Drops of the PostgreSQL databases the bench made for itself. */
+const benchDatabaseDrops: Array<() => Promise<void>> = [];
 
 /**
- * The gateway's DATABASE_URL. On PostgreSQL the bench makes a database of its own on the given server
+ * A gateway's DATABASE_URL. On PostgreSQL the bench makes a database of its own on the given server
  * (dropped at the end; `--keep-database` uses the given one as it is), so that no earlier run's rows,
- * nor their dead row versions where autovacuum is off, are measured.
+ * nor their dead row versions where autovacuum is off, are measured. No URL: a fresh SQLite file.
  */
-async function benchDatabaseUrl(): Promise<string> {
-  const given = args['database-url'];
-  if (!given) return `sqlite:${join(work, 'gw.db')}`;
+async function benchDatabaseUrl(given: string | undefined, file: string): Promise<string> {
+  if (!given) return `sqlite:${join(work, file)}`;
   if (!/^postgres(ql)?:/.test(given) || args['keep-database'] === 'true') return given;
   const { default: pg } = await import('pg');
   const name = `gwz_bench_${process.pid}_${Date.now().toString(36)}`;
@@ -248,20 +252,42 @@ async function benchDatabaseUrl(): Promise<string> {
     }
   };
   await admin(`CREATE DATABASE ${name}`);
-  benchDatabase.drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  benchDatabaseDrops.push(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   const u = new URL(given);
   u.pathname = `/${name}`;
   return u.toString();
 }
 
-async function startGateway(mockBase: string): Promise<Running> {
+/** How a Gatewayz under test stores its ledger and counts its limits. */
+interface GatewayStorage {
+  /** The target's name in the tables: `gatewayz` (as configured by the flags) or `gatewayz-pg`. */
+  name: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+}
+
+/** `--peer pg`: the same gateway on PostgreSQL + Redis (on this machine's servers unless --pg-url / --pg-redis-url). */
+const PG_PEER: GatewayStorage = {
+  name: 'gatewayz-pg',
+  databaseUrl: args['pg-url'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: args['pg-redis-url'] ?? 'redis://127.0.0.1:6379',
+};
+
+async function startGateway(
+  mockBase: string,
+  storage: GatewayStorage = {
+    name: 'gatewayz',
+    databaseUrl: args['database-url'],
+    redisUrl: args['redis-url'],
+  },
+): Promise<Running> {
   const port = await freePort();
   const admin = `bench-admin-${process.pid}-${Date.now()}`;
   const env: NodeJS.ProcessEnv = {
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATABASE_URL: await benchDatabaseUrl(),
+    DATABASE_URL: await benchDatabaseUrl(storage.databaseUrl, `${storage.name}.db`),
     DATA_DIR: work,
     ADMIN_API_KEY: admin,
     GATEWAY_SECRET: 'bench-secret-0123456789abcdef',
@@ -270,8 +296,8 @@ async function startGateway(mockBase: string): Promise<Running> {
     LOG_LEVEL: 'warn',
     CATALOG_SYNC_INTERVAL_MS: '0',
   };
-  if (args['redis-url']) {
-    env.REDIS_URL = args['redis-url'];
+  if (storage.redisUrl) {
+    env.REDIS_URL = storage.redisUrl;
     // Its own key space, so a bench never touches another gateway's counters on a shared Redis.
     const prefix = `gatewayz-bench-${process.pid}-${Date.now()}:`;
     env.REDIS_PREFIX = prefix;
@@ -283,7 +309,7 @@ async function startGateway(mockBase: string): Promise<Running> {
   }
   let c: ChildProcess;
   if (args.dev === 'true') {
-    c = startChild('gatewayz', ON_GATEWAY, process.execPath, ['--import', 'tsx', 'src/server.ts'], env);
+    c = startChild(storage.name, ON_GATEWAY, process.execPath, ['--import', 'tsx', 'src/server.ts'], env);
   } else {
     ensureBuilt();
     const prof = PROFILE
@@ -296,7 +322,7 @@ async function startGateway(mockBase: string): Promise<Running> {
     // --node-args="--trace-deopt …": extra flags for the gateway's node (its output goes to gatewayz.log in the work dir).
     const nodeArgs = args['node-args'] ? args['node-args'].split(/\s+/).filter(Boolean) : [];
     gatewaySpawnedAt = Date.now();
-    c = startChild('gatewayz', ON_GATEWAY, process.execPath, [...prof, ...nodeArgs, 'dist/server.js'], env);
+    c = startChild(storage.name, ON_GATEWAY, process.execPath, [...prof, ...nodeArgs, 'dist/server.js'], env);
   }
   const base = `http://127.0.0.1:${port}`;
   await waitHttp(`${base}/ping`, c, 30_000);
@@ -337,7 +363,7 @@ async function startGateway(mockBase: string): Promise<Running> {
       (lim.status !== 200 ? ` ${lim.body.slice(0, 160)}` : ''),
   );
   return {
-    target: { name: 'gatewayz', base: `${base}/v1`, headers: { authorization: `Bearer ${key}` } },
+    target: { name: storage.name, base: `${base}/v1`, headers: { authorization: `Bearer ${key}` } },
     proc: c,
     pid: c.pid ?? null,
     idleRssMb: null,
@@ -432,7 +458,7 @@ async function smoke(t: Target): Promise<string[]> {
     if (!s.body.includes('"usage":{')) problems.push('stream without usage chunk');
     if (!s.body.trimEnd().endsWith('data: [DONE]')) problems.push('stream without [DONE]');
   }
-  if (t.name === 'gatewayz') {
+  if (isGatewayz(t.name)) {
     for (const [what, r] of [
       ['json', j],
       ['stream', s],
@@ -527,7 +553,8 @@ async function main(): Promise<void> {
   for (const p of PEERS) {
     if (p === 'portkey') runs.push(await startPortkey(mockBase));
     else if (p === 'floor') runs.push(await startFloor(mockBase));
-    else throw new Error(`unknown peer ${p} (known: portkey, floor)`);
+    else if (p === 'pg') runs.push(await startGateway(mockBase, PG_PEER));
+    else throw new Error(`unknown peer ${p} (known: portkey, floor, pg)`);
   }
   const notes: string[] = [];
   for (const r of runs) {
@@ -573,7 +600,7 @@ async function main(): Promise<void> {
       );
       load[cell.key]![r.target.name] = res;
       log(
-        `   ${cell.key.padEnd(6)} ${r.target.name.padEnd(9)} rps=${res.rps.toFixed(0).padStart(6)} p50=${res.p50} p99=${res.p99} ms` +
+        `   ${cell.key.padEnd(6)} ${r.target.name.padEnd(11)} rps=${res.rps.toFixed(0).padStart(6)} p50=${res.p50} p99=${res.p99} ms` +
           ` ok=${res.ok} non2xx=${res.non2xx} err=${res.errors} upstream=${res.upstreamCalls}` +
           (res.gwCpuUsPerReq ? ` cpu=${res.gwCpuUsPerReq.toFixed(0)}µs/req` : '') +
           (res.overheadHeaderP50 !== null
@@ -602,7 +629,7 @@ async function main(): Promise<void> {
       );
       paced[r.target.name] = res;
       log(
-        `   paced  ${r.target.name.padEnd(9)} n=${res.n} p50=${fmt(res.p50, 3)} p90=${fmt(res.p90, 3)} p99=${fmt(res.p99, 3)} max=${fmt(res.max, 1)} ms` +
+        `   paced  ${r.target.name.padEnd(11)} n=${res.n} p50=${fmt(res.p50, 3)} p90=${fmt(res.p90, 3)} p99=${fmt(res.p99, 3)} max=${fmt(res.max, 1)} ms` +
           ` errors=${res.errors} late-sends=${res.late}` +
           (res.gwCpuUsPerReq ? ` cpu=${res.gwCpuUsPerReq.toFixed(0)}µs/req` : ''),
       );
@@ -673,13 +700,13 @@ async function main(): Promise<void> {
         `--expect=${holdChunks + 4}`,
         `--deadline-s=${holdChunks + 30}`,
         ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
-        ...(r.target.name === 'gatewayz' ? [`--metrics=${r.target.base.replace(/\/v1$/, '')}/metrics`] : []),
+        ...(isGatewayz(r.target.name) ? [`--metrics=${r.target.base.replace(/\/v1$/, '')}/metrics`] : []),
       ],
       (holdChunks + 45) * 1000,
     );
     streams[r.target.name] = s;
     log(
-      `   ${r.target.name.padEnd(9)} intact=${s.completedIntact}/${s.n} first-event p50=${fmt(s.firstEventP50, 1)} p99=${fmt(s.firstEventP99, 1)} ms` +
+      `   ${r.target.name.padEnd(11)} intact=${s.completedIntact}/${s.n} first-event p50=${fmt(s.firstEventP50, 1)} p99=${fmt(s.firstEventP99, 1)} ms` +
         (r.pid
           ? ` RSS ${fmt(s.rssBeforeMb, 1)} → ${fmt(s.rssPeakMb, 1)} MiB = ${fmt(s.kibPerStream, 1)} KiB/stream` +
             (s.openingCpuMsPerStream == null
@@ -856,6 +883,7 @@ function report(
   }
   if (load.json?.portkey && load.json.gatewayz)
     log(`   gatewayz/portkey non-stream req/s: ${fmt(load.json.gatewayz.rps / load.json.portkey.rps, 2)}×`);
+  if (names.includes('gatewayz-pg')) storageRatios(load, paced, ttfb, streams);
   const g = T('gatewayz', 'json');
   const d = T('direct', 'json');
   if (g?.overhead_header_p50 != null && g.end_p50 != null && d?.end_p50 != null)
@@ -863,6 +891,48 @@ function report(
       `   overhead check: x-gatewayz-overhead-ms p50 ${fmt(g.overhead_header_p50, 3)} ms vs measured added JSON end p50 ${fmt(g.end_p50 - d.end_p50, 3)} ms`,
     );
   return rows;
+}
+
+/**
+ * `--peer pg`: Gatewayz on PostgreSQL + Redis against Gatewayz on SQLite, same run. Issue 8 asks for its
+ * targets within 2× there: each line is the PostgreSQL + Redis figure over the SQLite one (for
+ * throughput, SQLite's over PostgreSQL's, so that every factor reads "times worse").
+ */
+function storageRatios(
+  load: Record<string, Record<string, LoadResult>>,
+  paced: Record<string, PacedResult>,
+  ttfb: TtfbResult,
+  streams: Record<string, StreamsResult>,
+): void {
+  const sq = 'gatewayz';
+  const pg = 'gatewayz-pg';
+  const parts: string[] = [];
+  const factor = (what: string, worse: number | null | undefined, better: number | null | undefined) => {
+    if (worse == null || better == null || !(better > 0)) return;
+    const f = worse / better;
+    parts.push(`${what} ${fmt(f, 2)}×${f <= 2 ? '' : ' (over 2×)'}`);
+  };
+  factor('non-stream req/s', load.json?.[sq]?.rps, load.json?.[pg]?.rps);
+  factor('stream req/s', load.stream?.[sq]?.rps, load.stream?.[pg]?.rps);
+  factor('CPU µs/req (JSON)', load.json?.[pg]?.gwCpuUsPerReq, load.json?.[sq]?.gwCpuUsPerReq);
+  factor('CPU µs/req (stream)', load.stream?.[pg]?.gwCpuUsPerReq, load.stream?.[sq]?.gwCpuUsPerReq);
+  const addedTo = (v: number | null | undefined, direct: number | null | undefined) =>
+    v == null || direct == null ? null : Math.max(v - direct, 0.001);
+  factor(
+    'paced added p50',
+    addedTo(paced[pg]?.p50, paced.direct?.p50),
+    addedTo(paced[sq]?.p50, paced.direct?.p50),
+  );
+  factor(
+    'paced added p99',
+    addedTo(paced[pg]?.p99, paced.direct?.p99),
+    addedTo(paced[sq]?.p99, paced.direct?.p99),
+  );
+  const first = (n: string) => ttfb[`${n}/stream`]?.first_p50;
+  factor('added first byte', addedTo(first(pg), first('direct')), addedTo(first(sq), first('direct')));
+  factor('KiB per stream', streams[pg]?.kibPerStream, streams[sq]?.kibPerStream);
+  factor('first-event p99', streams[pg]?.firstEventP99, streams[sq]?.firstEventP99);
+  if (parts.length) log(`   PostgreSQL + Redis against SQLite (target: within 2×): ${parts.join(', ')}`);
 }
 
 let code = 0;
@@ -874,8 +944,9 @@ try {
   code = 1;
 } finally {
   await stopAll();
-  // Keep logs and results; drop the bench's own database (it grows with every request measured).
-  for (const f of ['gw.db', 'gw.db-wal', 'gw.db-shm']) rmSync(join(work, f), { force: true });
-  await benchDatabase.drop?.().catch((err: unknown) => log(`   could not drop the bench database: ${err}`));
+  // Keep logs and results; drop the bench's own databases (they grow with every request measured).
+  for (const f of readdirSync(work)) if (/\.db(-wal|-shm)?$/.test(f)) rmSync(join(work, f), { force: true });
+  for (const drop of benchDatabaseDrops)
+    await drop().catch((err: unknown) => log(`   could not drop a bench database: ${err}`));
 }
 process.exit(code);
