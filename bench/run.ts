@@ -67,7 +67,7 @@ const ON_GATEWAY = canPin ? ['taskset', '-c', '1'] : [];
 const work = mkdtempSync(join(tmpdir(), 'gatewayz-bench-'));
 const outFile = resolve(args.out ?? join(work, 'results.json'));
 const children = new Set<ChildProcess>();
-const deadline = Date.now() + (QUICK ? 240_000 : 1_200_000);
+const deadline = Date.now() + (QUICK ? 360_000 : 1_500_000);
 
 function hasCommand(cmd: string): boolean {
   try {
