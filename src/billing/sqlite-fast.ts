@@ -27,6 +27,10 @@ export class SqliteBillingFastPath {
     usage: UsageRecord,
     keyId: string | null,
   ) => number | null;
+  /** A hold's release (a lease given back, a request that ends unsettled); nothing when it is gone. */
+  readonly release: (holdId: string) => void;
+  /** What the user can still hold: balance + trial − held; null for an unknown user. */
+  readonly available: (userId: string) => number | null;
 
   constructor(sqlite: SQLite.Database) {
     const takeHold = sqlite.prepare(
@@ -55,6 +59,21 @@ export class SqliteBillingFastPath {
         cached_tokens, reasoning_tokens, cost_micros, latency_ms, status, stream, app, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+
+    const deleteHoldOf = sqlite.prepare('DELETE FROM holds WHERE id = ? RETURNING amount_micros, user_id');
+    const unhold = sqlite.prepare('UPDATE users SET held_micros = held_micros - ? WHERE id = ?');
+    const availableOf = sqlite
+      .prepare(
+        'SELECT balance_micros + COALESCE(trial_balance_micros, 0) - held_micros FROM users WHERE id = ?',
+      )
+      .pluck();
+
+    this.release = (holdId) => {
+      const h = deleteHoldOf.get(holdId) as { amount_micros: number; user_id: string } | undefined;
+      if (h) unhold.run(h.amount_micros, h.user_id);
+    };
+
+    this.available = (userId) => (availableOf.get(userId) as number | undefined) ?? null;
 
     this.hold = (id, userId, keyId, amount, requestId, now, ttlMs) => {
       if (takeHold.run(amount, userId, amount).changes !== 1) return false;

@@ -103,6 +103,11 @@ export class SqliteGroupCommit {
     });
   }
 
+  /** True unless a transaction that is not ours (Kysely's) is open on the connection, between two of its statements. */
+  connectionIsOurs(): boolean {
+    return this.open || !this.sqlite.inTransaction;
+  }
+
   /** Commit the open transaction now (before a statement that is not ours runs on the connection). */
   beforeForeign(): void {
     if (this.open) this.commit();

@@ -91,6 +91,11 @@ export class BillingStore {
   };
 
   async available(userId: string): Promise<number | null> {
+    // SQLite: a prepared read on the connection; inside the group commit's open transaction it sees
+    // the holds already answered, exactly what a read after its COMMIT would (ours is the only writer
+    // while it holds the write lock), and it does not force that COMMIT as a statement of Kysely's
+    // would. Not between two statements of a Kysely transaction, whose changes may yet roll back.
+    if (this.fast?.commits.connectionIsOurs()) return this.fast.path.available(userId);
     const row = await this.db
       .selectFrom('users')
       .select(['balance_micros', 'held_micros', 'trial_balance_micros'])
@@ -244,6 +249,9 @@ export class BillingStore {
   }
 
   private async releaseInStorage(holdId: string): Promise<void> {
+    const fast = this.fast;
+    // SQLite: group-committed with the turn's settles, answered after the COMMIT (as a transaction of its own was).
+    if (fast) return fast.commits.run(() => fast.path.release(holdId));
     await this.db.transaction().execute(async (trx) => {
       const h = await trx
         .deleteFrom('holds')

@@ -1,3 +1,4 @@
+import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageRecord } from '../../src/billing/store.js';
 import { createTestDatabase, DATABASES } from '../helpers/db.js';
@@ -90,6 +91,47 @@ describe.each(DATABASES)('hold leases (%s)', (kind) => {
       .executeTakeFirstOrThrow();
     expect(key.spent_micros).toBe(21 * 700);
   });
+
+  it.runIf(kind === 'sqlite')(
+    "on SQLite a lease is sized, taken and given back in the group commit's transaction: taking it commits nothing early",
+    async () => {
+      const u = await g.createUser(10);
+      const billing = g.gw.billing;
+      const before = { ...billing.leases!.stats };
+      const other = new SQLite(g.db.url.slice('sqlite:'.length), { readonly: true });
+      try {
+        const committedHeld = () =>
+          other.prepare('SELECT held_micros FROM users WHERE id = ?').pluck().get(u.userId) as number;
+        await new Promise((r) => setTimeout(r, 30)); // whatever was open has committed
+        const now = Date.now();
+        const ids = Array.from({ length: 6 }, (_, i) => `hold_g${n}_${i}`);
+        for (const id of ids)
+          expect(await billing.hold(id, u.userId, u.keyId, 1_000, id, now, 60_000)).toBe(true);
+        expect(billing.leases!.stats.leases - before.leases).toBe(1);
+        // Three holds in storage, then the lease, sized from the balance as it stands with those three:
+        // all answered within one open transaction, which nothing committed early (a read or a
+        // release of Kysely's would have: they commit the group commit's transaction first).
+        expect(committedHeld()).toBe(0);
+        expect((await state(u.userId)).held).toBe(3_000 + 64_000); // a read of Kysely's: commits them
+        let expected = 10_000_000;
+        for (const id of ids) {
+          expected -= 700;
+          expect(await billing.settle(id, 700, usage(u.userId, u.keyId, 700), u.keyId)).toBe(expected);
+        }
+        // The lease went back with the last settle, committed as that settle was.
+        expect(billing.leases!.stats.returned - before.returned).toBe(1);
+        expect(committedHeld()).toBe(0);
+        expect(await holdRows(u.userId)).toHaveLength(0);
+        expect(await state(u.userId)).toEqual({
+          balance: 10_000_000 - 6 * 700,
+          held: 0,
+          ledger: 10_000_000 - 6 * 700,
+        });
+      } finally {
+        other.close();
+      }
+    },
+  );
 
   it('a lease never covers more than the balance: concurrent requests of a small balance get exactly what it pays for', async () => {
     const u = await g.createUser(0.04); // 40,000 µ$: 40 holds of 1,000 at most
