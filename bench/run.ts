@@ -194,6 +194,10 @@ const gcText = (s: StreamsResult): string => {
 /** Gatewayz itself, on whichever storage (`gatewayz`, `gatewayz-pg`): it reports its overhead and GC. */
 const isGatewayz = (name: string) => name === 'gatewayz' || name === 'gatewayz-pg';
 
+/** "38 µs CPU per event at 2,000 events/s": the relay's cost while every stream is open. */
+const heldText = (s: StreamsResult): string =>
+  `${fmt(s.held!.cpuUsPerEvent, 0)} µs CPU per event at ${fmt(s.held!.eventsPerS, 0)} events/s`;
+
 const mockConfig = (mock: string, cfg: Record<string, number>) =>
   httpJson(`${mock}/mock/config`, { method: 'POST', body: cfg });
 
@@ -504,6 +508,8 @@ interface StreamsResult {
   /** V8's GC pauses over the same span (the gateway only: from its /metrics): count and ms. */
   openingScavenges?: { n: number; ms: number } | null;
   openingFullGc?: { n: number; ms: number } | null;
+  /** While every stream was open: the target's CPU µs per event relayed, and events per second. */
+  held?: { cpuUsPerEvent: number; eventsPerS: number } | null;
   why: string;
 }
 type TtfbResult = Record<string, Record<string, number | null>>;
@@ -712,7 +718,8 @@ async function main(): Promise<void> {
             (s.openingCpuMsPerStream == null
               ? ''
               : `, opening: ${fmt(s.openingCpuMsPerStream, 2)} ms CPU/stream, ${fmt((s.openingCoreShare ?? 0) * 100, 0)} % of a core`) +
-            (s.openingScavenges ? `, GC while opening: ${gcText(s)}` : '')
+            (s.openingScavenges ? `, GC while opening: ${gcText(s)}` : '') +
+            (s.held ? `; held: ${heldText(s)}` : '')
           : '') +
         (Object.keys(s.errors).length ? ` errors=${JSON.stringify(s.errors)}` : ''),
     );
@@ -840,6 +847,9 @@ function report(
     streams[n]?.openingCpuMsPerStream == null
       ? '-'
       : `${fmt(streams[n]!.openingCpuMsPerStream, 2)} (${fmt((streams[n]!.openingCoreShare ?? 0) * 100, 0)} %)`,
+  );
+  add(`${STREAMS} open streams: CPU µs per event relayed, all open`, '', (n) =>
+    streams[n]?.held ? fmt(streams[n]!.held!.cpuUsPerEvent, 0) : '-',
   );
   add(`${STREAMS} open streams: GC pauses while opening`, '', (n) =>
     streams[n]?.openingScavenges ? gcText(streams[n]!) : '-',

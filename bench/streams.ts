@@ -5,6 +5,8 @@
  * stream's first event, per stream: at --open-rate, more than 1000/rate ms per stream is more than a
  * core, and the first events queue. With --metrics=URL (the gateway's /metrics) it reports V8's GC
  * pauses over the same span, from prom-client's `nodejs_gc_duration_seconds` (scavenges and full GCs).
+ * With --gw-pid it also reports, while every stream is open (from 1 s after the last first event to the
+ * first stream's end), the target's CPU time per event relayed, and the events' rate.
  *   --target=<json> --n=2000 --open-rate=500 --expect=<events per stream> --deadline-s=60 [--gw-pid=N] [--metrics=URL]
  * The mock must already stream with a chunk interval (run.ts sets it) so the streams stay open.
  */
@@ -39,6 +41,11 @@ let rssPeak = rssBefore;
 const cpuBefore = cpuTicks(gwPid);
 /** CPU ticks and wall ms from the start to the last stream's first event. */
 let opening: { ticks: number; ms: number } | null = null;
+/** Events received by all streams so far; and when the first stream ended (ms since T0). */
+let eventsAll = 0;
+let firstEndAt: number | null = null;
+/** While every stream is open (from 1 s after the last first event to the first end): the target's CPU ticks and the events relayed, sampled. */
+const held: { at: number; ticks: number; events: number }[] = [];
 
 interface GcTotals {
   /** Scavenges (young generation): count and seconds. */
@@ -99,12 +106,14 @@ function open(): void {
         buf = buf.slice(k + 2);
         if (ev.startsWith('data:')) {
           events++;
+          eventsAll++;
           if (ev.includes('[DONE]')) done = true;
         }
       }
     });
     res.on('end', () => {
       alive--;
+      firstEndAt ??= performance.now() - T0;
     });
     res.on('error', () => {});
   });
@@ -133,7 +142,23 @@ const opener = setInterval(() => {
 const sampler = setInterval(() => {
   const r = rssKb(gwPid);
   if (r > rssPeak) rssPeak = r;
+  const now = performance.now() - T0;
+  if (gwPid && opening && firstEndAt === null && now >= opening.ms + 1000)
+    held.push({ at: now, ticks: cpuTicks(gwPid), events: eventsAll });
 }, 250);
+
+/** CPU per event relayed while every stream was open, and the events' rate then. */
+function heldCost(): { cpuUsPerEvent: number; eventsPerS: number } | null {
+  if (held.length < 2) return null;
+  const a = held[0]!;
+  const b = held[held.length - 1]!;
+  const ev = b.events - a.events;
+  if (ev <= 0 || b.at - a.at < 1000) return null;
+  return {
+    cpuUsPerEvent: ((b.ticks - a.ticks) * 1e6) / CLK_TCK / ev,
+    eventsPerS: (ev * 1000) / (b.at - a.at),
+  };
+}
 
 let finished = false;
 const finish = async (why: string) => {
@@ -168,6 +193,7 @@ const finish = async (why: string) => {
     openingCoreShare: opening ? (opening.ticks * 1000) / CLK_TCK / opening.ms : null,
     openingScavenges: gcDelta('minor'),
     openingFullGc: gcDelta('major'),
+    held: heldCost(),
     seconds: (performance.now() - T0) / 1000,
   });
   process.exit(0);
