@@ -255,7 +255,14 @@ async function benchDatabaseUrl(given: string | undefined, file: string): Promis
       await c.end();
     }
   };
-  await admin(`CREATE DATABASE ${name}`);
+  try {
+    await admin(`CREATE DATABASE ${name}`);
+  } catch (err) {
+    const where = given.replace(/:[^:@/]*@/, ':***@');
+    throw new Error(
+      `cannot create the bench's database on ${where} (${(err as Error).message}): start PostgreSQL there or pass another URL (--database-url, --pg-url)`,
+    );
+  }
   benchDatabaseDrops.push(() => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   const u = new URL(given);
   u.pathname = `/${name}`;
