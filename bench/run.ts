@@ -245,7 +245,7 @@ async function benchDatabaseUrl(given: string | undefined, file: string): Promis
   if (!given) return `sqlite:${join(work, file)}`;
   if (!/^postgres(ql)?:/.test(given) || args['keep-database'] === 'true') return given;
   const { default: pg } = await import('pg');
-  const name = `gwz_bench_${process.pid}_${Date.now().toString(36)}`;
+  const name = `gwz_bench_${process.pid}_${Date.now().toString(36)}_${benchDatabaseDrops.length}`;
   const admin = async (q: string) => {
     const c = new pg.Client({ connectionString: given });
     await c.connect();
