@@ -926,8 +926,8 @@ function storageRatios(
   const parts: string[] = [];
   const factor = (what: string, worse: number | null | undefined, better: number | null | undefined) => {
     if (worse == null || better == null || !(better > 0)) return;
-    const f = worse / better;
-    parts.push(`${what} ${fmt(f, 2)}×${f <= 2 ? '' : ' (over 2×)'}`);
+    const f = fmt(worse / better, 2); // compared as printed: "2.00×" is within 2×
+    parts.push(`${what} ${f}×${Number(f) <= 2 ? '' : ' (over 2×)'}`);
   };
   factor('non-stream req/s', load.json?.[sq]?.rps, load.json?.[pg]?.rps);
   factor('stream req/s', load.stream?.[sq]?.rps, load.stream?.[pg]?.rps);
