@@ -192,7 +192,7 @@ const gcText = (s: StreamsResult): string => {
 };
 
 /** Gatewayz itself, on whichever storage (`gatewayz`, `gatewayz-pg`): it reports its overhead and GC. */
-const isGatewayz = (name: string) => name === 'gatewayz' || name === 'gatewayz-pg';
+const isGatewayz = (name: string) => name === 'gatewayz' || name === PG_PEER.name;
 
 /** "38 µs CPU per event at 2,000 events/s": the relay's cost while every stream is open. */
 const heldText = (s: StreamsResult): string =>
@@ -900,7 +900,7 @@ function report(
   }
   if (load.json?.portkey && load.json.gatewayz)
     log(`   gatewayz/portkey non-stream req/s: ${fmt(load.json.gatewayz.rps / load.json.portkey.rps, 2)}×`);
-  if (names.includes('gatewayz-pg')) storageRatios(load, paced, ttfb, streams);
+  if (names.includes(PG_PEER.name)) storageRatios(load, paced, ttfb, streams);
   const g = T('gatewayz', 'json');
   const d = T('direct', 'json');
   if (g?.overhead_header_p50 != null && g.end_p50 != null && d?.end_p50 != null)
@@ -922,7 +922,7 @@ function storageRatios(
   streams: Record<string, StreamsResult>,
 ): void {
   const sq = 'gatewayz';
-  const pg = 'gatewayz-pg';
+  const pg = PG_PEER.name;
   const parts: string[] = [];
   const factor = (what: string, worse: number | null | undefined, better: number | null | undefined) => {
     if (worse == null || better == null || !(better > 0)) return;

@@ -44,8 +44,10 @@ let opening: { ticks: number; ms: number } | null = null;
 /** Events received by all streams so far; and when the first stream ended (ms since T0). */
 let eventsAll = 0;
 let firstEndAt: number | null = null;
-/** While every stream is open (from 1 s after the last first event to the first end): the target's CPU ticks and the events relayed, sampled. */
-const held: { at: number; ticks: number; events: number }[] = [];
+/** While every stream is open (from 1 s after the last first event to the first end): the target's CPU ticks and the events relayed, first and last sample. */
+type Sample = { at: number; ticks: number; events: number };
+let heldFirst: Sample | null = null;
+let heldLast: Sample | null = null;
 
 interface GcTotals {
   /** Scavenges (young generation): count and seconds. */
@@ -143,15 +145,17 @@ const sampler = setInterval(() => {
   const r = rssKb(gwPid);
   if (r > rssPeak) rssPeak = r;
   const now = performance.now() - T0;
-  if (gwPid && opening && firstEndAt === null && now >= opening.ms + 1000)
-    held.push({ at: now, ticks: cpuTicks(gwPid), events: eventsAll });
+  if (gwPid && opening && firstEndAt === null && now >= opening.ms + 1000) {
+    heldLast = { at: now, ticks: cpuTicks(gwPid), events: eventsAll };
+    heldFirst ??= heldLast;
+  }
 }, 250);
 
 /** CPU per event relayed while every stream was open, and the events' rate then. */
 function heldCost(): { cpuUsPerEvent: number; eventsPerS: number } | null {
-  if (held.length < 2) return null;
-  const a = held[0]!;
-  const b = held[held.length - 1]!;
+  const a = heldFirst;
+  const b = heldLast;
+  if (!a || !b) return null;
   const ev = b.events - a.events;
   if (ev <= 0 || b.at - a.at < 1000) return null;
   return {

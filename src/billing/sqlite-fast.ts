@@ -39,7 +39,7 @@ export class SqliteBillingFastPath {
     const insertHold = sqlite.prepare(
       'INSERT INTO holds (id, user_id, key_id, amount_micros, request_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    const deleteHold = sqlite.prepare('DELETE FROM holds WHERE id = ? RETURNING amount_micros');
+    const deleteHold = sqlite.prepare('DELETE FROM holds WHERE id = ? RETURNING amount_micros, user_id');
     const chargePaidOnly = sqlite.prepare(
       'UPDATE users SET balance_micros = balance_micros - ?, held_micros = held_micros - ?, updated_at = ? WHERE id = ? AND trial_balance_micros <= 0 RETURNING balance_micros',
     );
@@ -60,7 +60,6 @@ export class SqliteBillingFastPath {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
 
-    const deleteHoldOf = sqlite.prepare('DELETE FROM holds WHERE id = ? RETURNING amount_micros, user_id');
     const unhold = sqlite.prepare('UPDATE users SET held_micros = held_micros - ? WHERE id = ?');
     const availableOf = sqlite
       .prepare(
@@ -69,7 +68,7 @@ export class SqliteBillingFastPath {
       .pluck();
 
     this.release = (holdId) => {
-      const h = deleteHoldOf.get(holdId) as { amount_micros: number; user_id: string } | undefined;
+      const h = deleteHold.get(holdId) as { amount_micros: number; user_id: string } | undefined;
       if (h) unhold.run(h.amount_micros, h.user_id);
     };
 
