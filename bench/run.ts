@@ -8,6 +8,8 @@
  *                                         default: this machine's, on 127.0.0.1) and prints its factors against SQLite
  *   npm run bench -- --limits off         gateway with rate limits switched off (see LIMITS_OFF_ENV below)
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
+ *                --rounds=N (the 32-connection cells, each target N times, every other round in reverse
+ *                order; default 2, --quick 1),
  *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
  *                server, dropped at the end, unless --keep-database), --redis-url=URL, --dev (tsx src/server.ts),
  *                --no-pin, --no-build, --phases=load,ttfb,streams (a subset), --cells=json,stream,fixed,paced,
@@ -49,6 +51,13 @@ const STREAMS = Number(args.streams ?? (QUICK ? 300 : 2000));
 const STREAM_OPEN_RATE = QUICK ? 300 : 500;
 const STREAM_HOLD_S = QUICK ? 3 : 15;
 const TTFB_N = Number(args.ttfb ?? (QUICK ? 60 : 300));
+/**
+ * The 32-connection cells run in rounds: every target once per round, every other round in reverse
+ * order (A B C, C B A, …). This machine's speed drifts within minutes, and a single cell per target
+ * compared targets measured up to a minute apart; in reverse-ordered rounds a steady drift weighs on
+ * every target alike. Each round is logged; the table gives the rounds' mean.
+ */
+const ROUNDS = Math.max(1, Math.floor(Number(args.rounds ?? (QUICK ? 1 : 2))));
 const FIXED_RATE = 300;
 /** --profile: run the gateway under `node --cpu-prof` through the load and ttfb phases (streams are skipped) and print its top self-time functions. */
 const PROFILE = args.profile === 'true';
@@ -498,6 +507,36 @@ interface LoadResult {
   overheadHeaderP50: number | null;
   overheadHeaderP99: number | null;
 }
+/**
+ * One cell's rounds as one result: req/s, latency percentiles and the overhead header's the rounds'
+ * means (each round runs as long); CPU per request over every request of the rounds; counts summed.
+ */
+function meanOfRounds(rs: LoadResult[]): LoadResult {
+  if (rs.length === 1) return rs[0]!;
+  const mean = (f: (r: LoadResult) => number) => rs.reduce((s, r) => s + f(r), 0) / rs.length;
+  const meanOrNull = (f: (r: LoadResult) => number | null) =>
+    rs.every((r) => f(r) !== null) ? mean((r) => f(r)!) : null;
+  const sum = (f: (r: LoadResult) => number) => rs.reduce((s, r) => s + f(r), 0);
+  const ok = sum((r) => r.ok);
+  const statuses: Record<string, number> = {};
+  for (const r of rs) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    target: rs[0]!.target,
+    rps: mean((r) => r.rps),
+    p50: mean((r) => r.p50),
+    p99: mean((r) => r.p99),
+    ok,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    upstreamCalls: sum((r) => r.upstreamCalls),
+    gwCpuUsPerReq:
+      ok > 0 && rs.every((r) => r.gwCpuUsPerReq !== null) ? sum((r) => r.gwCpuUsPerReq! * r.ok) / ok : null,
+    statuses,
+    overheadHeaderP50: meanOrNull((r) => r.overheadHeaderP50),
+    overheadHeaderP99: meanOrNull((r) => r.overheadHeaderP99),
+  };
+}
+
 interface StreamsResult {
   target: string;
   n: number;
@@ -585,6 +624,8 @@ async function main(): Promise<void> {
 
   // -- load: JSON and SSE at 32 connections, then a fixed 300 req/s row (latency only)
   const load: Record<string, Record<string, LoadResult>> = {};
+  /** Each cell's results per target, one per round (the table gives their mean: meanOfRounds). */
+  const loadRounds: Record<string, Record<string, LoadResult[]>> = {};
   const cells = [
     { key: 'json', mode: 'json', rate: 0 },
     { key: 'stream', mode: 'stream', rate: 0 },
@@ -593,35 +634,48 @@ async function main(): Promise<void> {
   log(`== load: autocannon, ${CONNS} connections, ${DURATION}s per cell after ${WARMUP}s warm-up`);
   const only = args.cells ? new Set(args.cells.split(',')) : null;
   for (const cell of PHASES.has('load') ? cells.filter((c) => !only || only.has(c.key)) : []) {
-    load[cell.key] = {};
-    for (const r of runs) {
-      if (Date.now() > deadline) throw new Error('bench deadline reached');
-      if (r.target.name === 'gatewayz' && !gatewayLoadAt) gatewayLoadAt = Date.now() + WARMUP * 1000;
-      const res = await step<LoadResult>(
-        'load.ts',
-        [
-          `--target=${JSON.stringify(r.target)}`,
-          `--mode=${cell.mode}`,
-          `--conns=${CONNS}`,
-          `--duration=${DURATION}`,
-          `--warmup=${WARMUP}`,
-          `--rate=${cell.rate}`,
-          `--mock=${mock}`,
-          ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
-        ],
-        (DURATION + WARMUP + 30) * 1000,
-      );
-      load[cell.key]![r.target.name] = res;
-      log(
-        `   ${cell.key.padEnd(6)} ${r.target.name.padEnd(11)} rps=${res.rps.toFixed(0).padStart(6)} p50=${res.p50} p99=${res.p99} ms` +
-          ` ok=${res.ok} non2xx=${res.non2xx} err=${res.errors} upstream=${res.upstreamCalls}` +
-          (res.gwCpuUsPerReq ? ` cpu=${res.gwCpuUsPerReq.toFixed(0)}µs/req` : '') +
-          (res.overheadHeaderP50 !== null
-            ? ` x-gatewayz-overhead-ms p50=${fmt(res.overheadHeaderP50, 3)} p99=${fmt(res.overheadHeaderP99, 3)}`
-            : '') +
-          (Object.keys(res.statuses).length ? ` statuses=${JSON.stringify(res.statuses)}` : ''),
-      );
+    const byTarget: Record<string, LoadResult[]> = {};
+    loadRounds[cell.key] = byTarget;
+    const n = cell.rate === 0 ? ROUNDS : 1;
+    for (let round = 0; round < n; round++) {
+      for (const r of round % 2 === 0 ? runs : [...runs].reverse()) {
+        if (Date.now() > deadline) throw new Error('bench deadline reached');
+        if (r.target.name === 'gatewayz' && !gatewayLoadAt) gatewayLoadAt = Date.now() + WARMUP * 1000;
+        const res = await step<LoadResult>(
+          'load.ts',
+          [
+            `--target=${JSON.stringify(r.target)}`,
+            `--mode=${cell.mode}`,
+            `--conns=${CONNS}`,
+            `--duration=${DURATION}`,
+            `--warmup=${WARMUP}`,
+            `--rate=${cell.rate}`,
+            `--mock=${mock}`,
+            ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
+          ],
+          (DURATION + WARMUP + 30) * 1000,
+        );
+        const list = byTarget[r.target.name] ?? [];
+        byTarget[r.target.name] = list;
+        list.push(res);
+        log(
+          `   ${cell.key.padEnd(6)} ${r.target.name.padEnd(11)}${n > 1 ? ` r${round + 1}` : ''} rps=${res.rps.toFixed(0).padStart(6)} p50=${res.p50} p99=${res.p99} ms` +
+            ` ok=${res.ok} non2xx=${res.non2xx} err=${res.errors} upstream=${res.upstreamCalls}` +
+            (res.gwCpuUsPerReq ? ` cpu=${res.gwCpuUsPerReq.toFixed(0)}µs/req` : '') +
+            (res.overheadHeaderP50 !== null
+              ? ` x-gatewayz-overhead-ms p50=${fmt(res.overheadHeaderP50, 3)} p99=${fmt(res.overheadHeaderP99, 3)}`
+              : '') +
+            (Object.keys(res.statuses).length ? ` statuses=${JSON.stringify(res.statuses)}` : ''),
+        );
+      }
     }
+    load[cell.key] = Object.fromEntries(
+      Object.entries(byTarget).map(([name, rs]) => [name, meanOfRounds(rs)]),
+    );
+    if (n > 1 && byTarget.gatewayz && byTarget.portkey)
+      log(
+        `   ${cell.key.padEnd(6)} gatewayz/portkey req/s by round: ${byTarget.gatewayz.map((g, i) => `${fmt(g.rps / byTarget.portkey![i]!.rps, 2)}×`).join(', ')}`,
+      );
   }
 
   // -- the same rate evenly paced, latency from each request's due time (no bursts, no coordinated omission)
@@ -748,6 +802,7 @@ async function main(): Promise<void> {
       warmup_s: WARMUP,
       fixed_rate: FIXED_RATE,
       ttfb_n: TTFB_N,
+      rounds: ROUNDS,
       streams: STREAMS,
       limits: LIMITS_OFF ? 'off' : 'on',
       database: args['database-url'] ? 'custom' : 'sqlite',
@@ -755,6 +810,7 @@ async function main(): Promise<void> {
     idle_rss_mb: Object.fromEntries(runs.filter((r) => r.pid).map((r) => [r.target.name, r.idleRssMb])),
     rss_after_mb: rssAfter,
     load,
+    load_rounds: loadRounds,
     paced,
     ttfb,
     streams,
