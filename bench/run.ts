@@ -203,6 +203,9 @@ const gcText = (s: StreamsResult): string => {
 /** Gatewayz itself, on whichever storage (`gatewayz`, `gatewayz-pg`): it reports its overhead and GC. */
 const isGatewayz = (name: string) => name === 'gatewayz' || name === PG_PEER.name;
 
+/** A latency added to another's, signed: "+0.657", "−0.602". */
+const signed = (v: number, d = 3): string => `${v < 0 ? '−' : '+'}${fmt(Math.abs(v), d)}`;
+
 /** "38 µs CPU per event at 2,000 events/s": the relay's cost while every stream is open. */
 const heldText = (s: StreamsResult): string =>
   `${fmt(s.held!.cpuUsPerEvent, 0)} µs CPU per event at ${fmt(s.held!.eventsPerS, 0)} events/s`;
@@ -508,8 +511,9 @@ interface LoadResult {
   overheadHeaderP99: number | null;
 }
 /**
- * One cell's rounds as one result: req/s, latency percentiles and the overhead header's the rounds'
- * means (each round runs as long); CPU per request over every request of the rounds; counts summed.
+ * One cell's rounds as one result. Req/s, the latency percentiles and the overhead header's are the
+ * rounds' means (every round runs as long); CPU per request is over every request of the rounds;
+ * counts are summed.
  */
 function meanOfRounds(rs: LoadResult[]): LoadResult {
   if (rs.length === 1) return rs[0]!;
@@ -844,7 +848,7 @@ function report(
   const L = (cell: string, n: string) => load[cell]?.[n];
   const T = (n: string, mode: string) => ttfb[`${n}/${mode}`];
   const added = (a: number | null | undefined, b: number | null | undefined, d = 3) =>
-    a === null || a === undefined || b === null || b === undefined ? '-' : `+${fmt(a - b, d)}`;
+    a === null || a === undefined || b === null || b === undefined ? '-' : signed(a - b, d);
 
   add(
     'non-stream req/s, 32 conns',
@@ -1000,7 +1004,7 @@ function storageRatios(
     if (w == null || b == null || direct == null) return;
     if (b - direct >= NOISE_MS) return factor(what, w - direct, b - direct);
     parts.push(
-      `${what} +${fmt(w - direct, 3)} against +${fmt(b - direct, 3)} ms (SQLite's under ${NOISE_MS} ms: no factor)`,
+      `${what} ${signed(w - direct)} against ${signed(b - direct)} ms (SQLite's under ${NOISE_MS} ms: no factor)`,
     );
   };
   added('paced added p50', (n) => paced[n]?.p50);
