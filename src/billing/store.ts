@@ -50,6 +50,11 @@ export class BillingStore {
       : null;
   }
 
+  /** SQLite: the group commit the hold and the settle run in (other hot-path counters join it); null on PostgreSQL. */
+  get groupCommit(): SqliteGroupCommit | null {
+    return this.fast?.commits ?? null;
+  }
+
   /**
    * Reserve `amount`: from the user's lease on this process when there is one (see hold-leases.ts),
    * else with one conditional statement; false when the available balance cannot cover it.

@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { BillingStore } from '../billing/store.js';
 import { isUniqueViolation } from '../billing/store.js';
 import type { Dialect } from '../db/database.js';
@@ -7,6 +7,7 @@ import { GatewayError } from '../lib/errors.js';
 import { microsToUsd } from '../lib/money.js';
 import type { Notifier } from '../notify/service.js';
 import type { CommerceConfig } from './config.js';
+import type { TrialCounters } from './trial-counters.js';
 
 export type TrialRow = Selectable<TrialsTable>;
 const DAY_MS = 86_400_000;
@@ -26,6 +27,8 @@ export class TrialsService {
     private readonly billing: BillingStore,
     private readonly notifier: Notifier,
     private readonly cfg: CommerceConfig['trial'],
+    /** The per-request counters as prepared statements (trial-counters.ts). */
+    private readonly counters: TrialCounters,
     private readonly cacheTtlMs = 2_000,
   ) {}
 
@@ -164,16 +167,7 @@ export class TrialsService {
    */
   async admit(userId: string, now = Date.now()): Promise<((tokens: number) => Promise<void>) | undefined> {
     if (!(await this.mayBeActive(userId))) return undefined;
-    const r = await this.db
-      .updateTable('trials')
-      .set({ requests_used: sql`requests_used + 1` })
-      .where('user_id', '=', userId)
-      .where('status', '=', 'active')
-      .where('ends_at', '>', now)
-      .where(sql<boolean>`requests_used < requests_limit`)
-      .where(sql<boolean>`tokens_used < tokens_limit`)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) !== 1) {
+    if (!(await this.counters.countRequest(userId, now))) {
       const t = await this.get(userId);
       if (t?.status === 'active') {
         const reason =
@@ -188,12 +182,7 @@ export class TrialsService {
     }
     return async (tokens) => {
       if (tokens <= 0) return;
-      const u = await this.db
-        .updateTable('trials')
-        .set({ tokens_used: sql`tokens_used + ${tokens}` })
-        .where('user_id', '=', userId)
-        .returning(['tokens_used', 'tokens_limit', 'requests_used', 'requests_limit', 'status'])
-        .executeTakeFirst();
+      const u = await this.counters.addTokens(userId, tokens);
       if (u && u.status === 'active' && u.tokens_used >= u.tokens_limit)
         await this.end(userId, 'token_limit', Date.now());
       else if (u && u.status === 'active' && u.requests_used >= u.requests_limit)

@@ -201,4 +201,61 @@ describe.each(DATABASES)('free trial (%s)', (kind) => {
     expect((await bal(u.userId)).trial_balance_micros).toBe(0);
     expect((await g.gw.commerce.trials.get(u.userId))!.status).toBe('converted');
   });
+  it('counts every request and token exactly under concurrency', async () => {
+    const u = await g.createUser(0);
+    await call(u.apiKey, '/trials/start', {});
+    const results = await Promise.all(Array.from({ length: 12 }, () => chat(u.apiKey)));
+    const tokens = results.reduce((n, r) => n + r.usage!.prompt_tokens + r.usage!.completion_tokens, 0);
+    const cost = results.reduce((n, r) => n + ((r as any).gateway_usage.cost_micros as number), 0);
+    expect(tokens).toBeGreaterThan(0);
+    const t = (await g.gw.commerce.trials.get(u.userId))!;
+    expect(t.requests_used).toBe(12);
+    expect(t.tokens_used).toBe(tokens);
+    expect((await bal(u.userId)).trial_balance_micros).toBe(10_000_000 - cost);
+    expect(await g.gw.billing.ledgerSum(u.userId, 'trial')).toBe(10_000_000 - cost);
+    const st = await json(await call(u.apiKey, '/trials/status'));
+    expect(st.remaining_requests).toBe(1_000 - 12);
+    expect(st.remaining_tokens).toBe(100_000 - tokens);
+  });
+
+  it('ends at the token cap once a request has used it up', async () => {
+    const u = await g.createUser(0);
+    await call(u.apiKey, '/trials/start', {});
+    await g.gw.db.db.updateTable('trials').set({ tokens_limit: 5 }).where('user_id', '=', u.userId).execute();
+    const r = await chat(u.apiKey);
+    expect(r.usage!.prompt_tokens + r.usage!.completion_tokens).toBeGreaterThan(5);
+    const t = (await g.gw.commerce.trials.get(u.userId))!;
+    expect(t.status).toBe('expired');
+    expect(t.end_reason).toBe('token_limit');
+    expect(t.requests_used).toBe(1);
+    expect((await bal(u.userId)).trial_balance_micros).toBe(0);
+    await expect(chat(u.apiKey)).rejects.toMatchObject({ status: 402 });
+    expect((await g.gw.commerce.trials.get(u.userId))!.requests_used).toBe(1);
+  });
+
+  it.runIf(kind === 'sqlite')(
+    'SQLite: a trial request is counted inside the billing group commit, not by a COMMIT of its own',
+    async () => {
+      const u = await g.createUser(0);
+      await call(u.apiKey, '/trials/start', {});
+      await chat(u.apiKey); // the trial's state is cached: admitting reads nothing
+      const commits = g.gw.billing.groupCommit!;
+      const sqlite = g.gw.db.sqlite!;
+      const before = (await g.gw.commerce.trials.get(u.userId))!;
+      // A hold's turn: the group commit's transaction is open, as when a request's hold has just run.
+      await commits.run(() => 0, false);
+      expect(sqlite.inTransaction).toBe(true);
+      const batches = commits.stats.batches;
+      const done = await g.gw.commerce.trials.admit(u.userId);
+      expect(done).toBeTypeOf('function');
+      await done!(40);
+      // Both counters ran in that transaction: nothing committed it (a statement of Kysely's would have).
+      expect(commits.stats.batches).toBe(batches);
+      expect(sqlite.inTransaction).toBe(true);
+      const after = (await g.gw.commerce.trials.get(u.userId))!; // Kysely's read commits the batch first
+      expect(commits.stats.batches).toBe(batches + 1);
+      expect(after.requests_used).toBe(before.requests_used + 1);
+      expect(after.tokens_used).toBe(before.tokens_used + 40);
+    },
+  );
 });
