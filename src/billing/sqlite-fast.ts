@@ -31,6 +31,8 @@ export class SqliteBillingFastPath {
   readonly release: (holdId: string) => void;
   /** What the user can still hold: balance + trial − held; null for an unknown user. */
   readonly available: (userId: string) => number | null;
+  /** What the user has: balance + trial (holds not subtracted); null for an unknown user. */
+  readonly funds: (userId: string) => number | null;
 
   constructor(sqlite: SQLite.Database) {
     const takeHold = sqlite.prepare(
@@ -72,7 +74,12 @@ export class SqliteBillingFastPath {
       if (h) unhold.run(h.amount_micros, h.user_id);
     };
 
+    const fundsOf = sqlite
+      .prepare('SELECT balance_micros + COALESCE(trial_balance_micros, 0) FROM users WHERE id = ?')
+      .pluck();
+
     this.available = (userId) => (availableOf.get(userId) as number | undefined) ?? null;
+    this.funds = (userId) => (fundsOf.get(userId) as number | undefined) ?? null;
 
     this.hold = (id, userId, keyId, amount, requestId, now, ttlMs) => {
       if (takeHold.run(amount, userId, amount).changes !== 1) return false;

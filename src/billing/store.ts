@@ -345,6 +345,17 @@ export class BillingStore {
     }
   }
 
+  /**
+   * What the user has, paid + trial, holds not subtracted (they are money the user still has); null for
+   * an unknown user. SQLite: a prepared read that does not commit the group commit's open transaction
+   * (see `available`).
+   */
+  async funds(userId: string): Promise<number | null> {
+    if (this.fast?.commits.connectionIsOurs()) return this.fast.path.funds(userId);
+    const b = await this.balance(userId);
+    return b ? b.balance_micros + (b.trial_balance_micros ?? 0) : null;
+  }
+
   async balance(userId: string) {
     return this.db
       .selectFrom('users')

@@ -190,11 +190,7 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
         if (trialDone) await trialDone(u ? u.promptTokens + u.completionTokens : 0);
         // The balance itself, not what is available: holds in flight (and a hold lease's unused part,
         // src/billing/hold-leases.ts) are money the user still has.
-        if (alert)
-          await notifier.checkLowBalance(userId, async () => {
-            const b = await billing.balance(userId);
-            return b ? b.balance_micros + (b.trial_balance_micros ?? 0) : null;
-          });
+        if (alert) await notifier.checkLowBalance(userId, () => billing.funds(userId));
       })();
     };
   const usageGuard: Guard = {

@@ -24,6 +24,11 @@ describe.each(DATABASES)('holds and the ledger (%s)', (kind) => {
     const b = (await g.gw.billing.balance(u.userId))!;
     expect(b.held_micros).toBe(900);
     expect(await g.gw.billing.available(u.userId)).toBe(100);
+    // What the user has counts holds as still theirs; with trial credits, both buckets.
+    expect(await g.gw.billing.funds(u.userId)).toBe(1000);
+    await g.gw.billing.post({ userId: u.userId, kind: 'test_adjust', bucket: 'trial', amount: 250 }, now);
+    expect(await g.gw.billing.funds(u.userId)).toBe(1250);
+    expect(await g.gw.billing.funds('usr_nobody')).toBeNull();
   });
 
   it('the sweeper releases expired holds (a crashed process) and leaves live ones', async () => {
