@@ -38,7 +38,7 @@ import { imagesRoutes } from './inference/images/routes.js';
 import { messagesRoutes } from './inference/messages/routes.js';
 import { Pipeline } from './inference/pipeline.js';
 import { responsesRoutes } from './inference/responses/routes.js';
-import { ResponsesStore } from './inference/responses/store.js';
+import { ResponsesStore, storedResponseInsert } from './inference/responses/store.js';
 import { newRequestId } from './lib/ids.js';
 import { createLimits, type Limits } from './limits/index.js';
 import { limitsRoutes } from './limits/routes.js';
@@ -258,7 +258,12 @@ export async function buildGateway(config: Config, options: BuildOptions = {}): 
   access.profile.onAccountDeleted((userId) => history.deleteAllOf(userId));
   chatRoutes(app, pipeline, history);
   historyRoutes(app, history);
-  responsesRoutes(app, pipeline, new ResponsesStore(db.db), history);
+  responsesRoutes(
+    app,
+    pipeline,
+    new ResponsesStore(db.db, storedResponseInsert(db, billing.groupCommit)),
+    history,
+  );
   messagesRoutes(app, pipeline);
   embeddingsRoutes(app, pipeline);
   imagesRoutes(app, pipeline, new ImagePrices(config.file));

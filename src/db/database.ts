@@ -17,8 +17,8 @@ export interface Db {
   sqlite?: SQLite.Database;
   /** PostgreSQL: the pool Kysely uses, for the hot path's named prepared statements. */
   pgPool?: pg.Pool;
-  /** SQLite: called before each of Kysely's statements (the group commit commits its open batch first). */
-  beforeStatement?: (hook: () => void) => void;
+  /** SQLite: called with its SQL before each of Kysely's statements (the group commit commits its open batch first). */
+  beforeStatement?: (hook: (sql: string) => void) => void;
   /** SQLite: the group commit calls it after each COMMIT (the checkpointer may rewind the WAL then). */
   betweenTransactions?: () => void;
   close(): Promise<void>;
@@ -33,13 +33,13 @@ const STATEMENT_CACHE = 500;
  */
 function withStatementCache(sqlite: SQLite.Database) {
   const cache = new Map<string, SQLite.Statement>();
-  let before: (() => void) | null = null;
+  let before: ((sql: string) => void) | null = null;
   return {
-    setBefore(hook: () => void) {
+    setBefore(hook: (sql: string) => void) {
       before = hook;
     },
     prepare(sql: string): SQLite.Statement {
-      before?.();
+      before?.(sql);
       let stmt = cache.get(sql);
       if (!stmt) {
         stmt = sqlite.prepare(sql);
@@ -49,7 +49,7 @@ function withStatementCache(sqlite: SQLite.Database) {
       return stmt;
     },
     close: () => {
-      before?.();
+      before?.('');
       sqlite.close();
     },
   };

@@ -142,8 +142,8 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
         if (!b?.usage) usage = await count(outputText(chatToResponse(b, meta, usage)));
         response = chatToResponse(b, meta, usage);
       }
-      const settled = await io.settle(usage, 'ok');
-      await save(response, model);
+      // Saved as it settles: on SQLite both are in the same group commit and share its COMMIT.
+      const [settled] = await Promise.all([io.settle(usage, 'ok'), save(response, model)]);
       io.reply
         .code(200)
         .headers(io.gatewayHeaders())

@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import type { SqliteGroupCommit } from '../../billing/sqlite-group-commit.js';
+import type { Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 
 export interface StoredResponse {
@@ -12,24 +14,71 @@ export interface StoredResponse {
   createdAt: number;
 }
 
+type Insert = (r: StoredResponse) => Promise<void>;
+
+const INSERT = (p: (n: number) => string) =>
+  `INSERT INTO stored_responses (id, user_id, model, status, input_items, response, created_at)
+   VALUES (${[1, 2, 3, 4, 5, 6, 7].map(p).join(', ')}) ON CONFLICT (id) DO NOTHING`;
+const row = (r: StoredResponse) => [
+  r.id,
+  r.userId,
+  r.model,
+  r.status,
+  JSON.stringify(r.inputItems),
+  JSON.stringify(r.response),
+  r.createdAt,
+];
+
+/**
+ * The INSERT of a stored response as a prepared statement. SQLite: in the billing group commit,
+ * answered after its COMMIT, so a response saved as its request settles shares the settle's COMMIT
+ * (a statement of Kysely's would first commit the group commit's open transaction, then run in one
+ * of its own). PostgreSQL: a named prepared statement.
+ */
+export function storedResponseInsert(db: Db, commits: SqliteGroupCommit | null): Insert | undefined {
+  if (db.sqlite && commits) {
+    const stmt = db.sqlite.prepare(INSERT(() => '?'));
+    return (r) => commits.run(() => void stmt.run(...row(r)));
+  }
+  const pool = db.pgPool;
+  if (pool) {
+    const text = INSERT((n) => `$${n}`);
+    return async (r) => {
+      await pool.query({ name: 'gwz_response_insert', text, values: row(r) });
+    };
+  }
+  return undefined;
+}
+
 /** Stored responses, readable only by their owner. */
 export class ResponsesStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly insert: Insert;
 
-  async save(r: StoredResponse): Promise<void> {
-    await this.db
-      .insertInto('stored_responses')
-      .values({
-        id: r.id,
-        user_id: r.userId,
-        model: r.model,
-        status: r.status,
-        input_items: JSON.stringify(r.inputItems),
-        response: JSON.stringify(r.response),
-        created_at: r.createdAt,
-      })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute();
+  constructor(
+    private readonly db: Kysely<Database>,
+    insert?: Insert,
+  ) {
+    this.insert =
+      insert ??
+      (async (r) => {
+        await this.db
+          .insertInto('stored_responses')
+          .values({
+            id: r.id,
+            user_id: r.userId,
+            model: r.model,
+            status: r.status,
+            input_items: JSON.stringify(r.inputItems),
+            response: JSON.stringify(r.response),
+            created_at: r.createdAt,
+          })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .execute();
+      });
+  }
+
+  save(r: StoredResponse): Promise<void> {
+    return this.insert(r);
   }
 
   /** The response if it exists AND belongs to `userId`; another user's id reads as absent. */
