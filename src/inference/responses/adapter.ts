@@ -59,12 +59,15 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
     }
     return countChatUsage(messages, text, body.tools);
   };
-  const save = async (response: Obj, model: string) => {
-    if (ctx.onComplete) {
-      await ctx
-        .onComplete(outputText(response))
-        .catch((err) => ctx.log.error({ err }, 'saving chat history failed'));
-    }
+  /** The chat history's turn (a history session), once the charge is booked. */
+  const remember = async (response: Obj) => {
+    if (!ctx.onComplete) return;
+    await ctx
+      .onComplete(outputText(response))
+      .catch((err) => ctx.log.error({ err }, 'saving chat history failed'));
+  };
+  /** The stored response (unless `store: false`). */
+  const keep = async (response: Obj, model: string) => {
     if (body.store === false || typeof response?.id !== 'string') return;
     // The answer is paid for and delivered either way; a storage failure only loses the record.
     await ctx.store
@@ -78,6 +81,10 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
         createdAt: Date.now(),
       })
       .catch((err) => ctx.log.error({ err, responseId: response.id }, 'storing the response failed'));
+  };
+  const save = async (response: Obj, model: string) => {
+    await remember(response);
+    await keep(response, model);
   };
   return {
     upstream(target, cap) {
@@ -142,8 +149,10 @@ export function responsesAdapter(body: Obj, ctx: ResponsesContext): Adapter {
         if (!b?.usage) usage = await count(outputText(chatToResponse(b, meta, usage)));
         response = chatToResponse(b, meta, usage);
       }
-      // Saved as it settles: on SQLite both are in the same group commit and share its COMMIT.
-      const [settled] = await Promise.all([io.settle(usage, 'ok'), save(response, model)]);
+      // Stored as it settles (on SQLite both go to the same group commit and share its COMMIT); the
+      // history's turn only once the charge is booked, so a request that fails to settle saves none.
+      const [settled] = await Promise.all([io.settle(usage, 'ok'), keep(response, model)]);
+      await remember(response);
       io.reply
         .code(200)
         .headers(io.gatewayHeaders())

@@ -35,47 +35,26 @@ const row = (r: StoredResponse) => [
  * (a statement of Kysely's would first commit the group commit's open transaction, then run in one
  * of its own). PostgreSQL: a named prepared statement.
  */
-export function storedResponseInsert(db: Db, commits: SqliteGroupCommit | null): Insert | undefined {
+export function storedResponseInsert(db: Db, commits: SqliteGroupCommit | null): Insert {
   if (db.sqlite && commits) {
     const stmt = db.sqlite.prepare(INSERT(() => '?'));
     return (r) => commits.run(() => void stmt.run(...row(r)));
   }
   const pool = db.pgPool;
-  if (pool) {
-    const text = INSERT((n) => `$${n}`);
-    return async (r) => {
-      await pool.query({ name: 'gwz_response_insert', text, values: row(r) });
-    };
-  }
-  return undefined;
+  if (!pool) throw new Error('stored responses: neither a SQLite group commit nor a PostgreSQL pool');
+  const text = INSERT((n) => `$${n}`);
+  return async (r) => {
+    await pool.query({ name: 'gwz_response_insert', text, values: row(r) });
+  };
 }
 
 /** Stored responses, readable only by their owner. */
 export class ResponsesStore {
-  private readonly insert: Insert;
-
   constructor(
     private readonly db: Kysely<Database>,
-    insert?: Insert,
-  ) {
-    this.insert =
-      insert ??
-      (async (r) => {
-        await this.db
-          .insertInto('stored_responses')
-          .values({
-            id: r.id,
-            user_id: r.userId,
-            model: r.model,
-            status: r.status,
-            input_items: JSON.stringify(r.inputItems),
-            response: JSON.stringify(r.response),
-            created_at: r.createdAt,
-          })
-          .onConflict((oc) => oc.column('id').doNothing())
-          .execute();
-      });
-  }
+    /** The INSERT (`storedResponseInsert`). */
+    private readonly insert: Insert,
+  ) {}
 
   save(r: StoredResponse): Promise<void> {
     return this.insert(r);
