@@ -21,7 +21,7 @@ import { StripeWebhooks } from './payments/webhook.js';
 import { limitsOf, modelAllowed, type Plan, PlansService } from './plans.js';
 import { ReferralsService } from './referrals.js';
 import { commerceRoutes } from './routes.js';
-import { postgresTrialCounters, sqliteTrialCounters, type TrialCounters } from './trial-counters.js';
+import { trialCounters } from './trial-counters.js';
 import { TrialsService } from './trials.js';
 
 export interface CommerceDeps {
@@ -60,12 +60,6 @@ export interface Commerce {
   close(): Promise<void>;
 }
 
-function trialCounters(db: Db, billing: BillingStore): TrialCounters {
-  if (db.sqlite && billing.groupCommit) return sqliteTrialCounters(db.sqlite, billing.groupCommit);
-  if (db.pgPool) return postgresTrialCounters(db.pgPool);
-  throw new Error('trial counters: neither a SQLite handle nor a PostgreSQL pool');
-}
-
 /** Builds plans, trials, coupons, referrals, payments and notifications and installs their routes; the caller adds the guards. */
 export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Commerce {
   const { db, billing, config: cfg } = deps;
@@ -84,7 +78,14 @@ export function installCommerce(app: FastifyInstance, deps: CommerceDeps): Comme
   );
   const notifier = new Notifier(kdb, outbox);
   const plans = new PlansService(kdb, cfg.plans, cfg.defaultPlanId);
-  const trials = new TrialsService(kdb, db.dialect, billing, notifier, cfg.trial, trialCounters(db, billing));
+  const trials = new TrialsService(
+    kdb,
+    db.dialect,
+    billing,
+    notifier,
+    cfg.trial,
+    trialCounters(db, billing.groupCommit),
+  );
   const coupons = new CouponsService(kdb, billing, (u, trx) => plans.planOf(u, trx));
   const referrals = new ReferralsService(kdb, db.dialect, billing, cfg.referral);
   const stripe = cfg.stripe.secretKey ? makeStripe(cfg.stripe.secretKey, cfg.stripe.baseUrl) : null;

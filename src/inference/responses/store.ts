@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { hotStatement } from '../../billing/hot-statement.js';
 import type { SqliteGroupCommit } from '../../billing/sqlite-group-commit.js';
 import type { Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
@@ -16,35 +17,30 @@ export interface StoredResponse {
 
 type Insert = (r: StoredResponse) => Promise<void>;
 
-const INSERT = (p: (n: number) => string) =>
-  `INSERT INTO stored_responses (id, user_id, model, status, input_items, response, created_at)
-   VALUES (${[1, 2, 3, 4, 5, 6, 7].map(p).join(', ')}) ON CONFLICT (id) DO NOTHING`;
-const row = (r: StoredResponse) => [
-  r.id,
-  r.userId,
-  r.model,
-  r.status,
-  JSON.stringify(r.inputItems),
-  JSON.stringify(r.response),
-  r.createdAt,
-];
-
 /**
- * The INSERT of a stored response as a prepared statement. SQLite: in the billing group commit,
- * answered after its COMMIT, so a response saved as its request settles shares the settle's COMMIT
- * (a statement of Kysely's would first commit the group commit's open transaction, then run in one
- * of its own). PostgreSQL: a named prepared statement.
+ * The INSERT of a stored response, prepared once (billing/hot-statement.ts). On SQLite it goes to the
+ * billing group commit, answered after its COMMIT, so a response saved as its request settles shares
+ * the settle's COMMIT.
  */
 export function storedResponseInsert(db: Db, commits: SqliteGroupCommit | null): Insert {
-  if (db.sqlite && commits) {
-    const stmt = db.sqlite.prepare(INSERT(() => '?'));
-    return (r) => commits.run(() => void stmt.run(...row(r)));
-  }
-  const pool = db.pgPool;
-  if (!pool) throw new Error('stored responses: neither a SQLite group commit nor a PostgreSQL pool');
-  const text = INSERT((n) => `$${n}`);
+  const insert = hotStatement(
+    db,
+    commits,
+    'gwz_response_insert',
+    (p) => `INSERT INTO stored_responses (id, user_id, model, status, input_items, response, created_at)
+      VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}) ON CONFLICT (id) DO NOTHING`,
+    true,
+  );
   return async (r) => {
-    await pool.query({ name: 'gwz_response_insert', text, values: row(r) });
+    await insert(
+      r.id,
+      r.userId,
+      r.model,
+      r.status,
+      JSON.stringify(r.inputItems),
+      JSON.stringify(r.response),
+      r.createdAt,
+    );
   };
 }
 
