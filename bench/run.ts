@@ -34,7 +34,7 @@ import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, httpJson, parseArgs, RESULT_MARK, rssKb, type Target } from './lib.js';
+import { cpuNs, fmt, httpJson, parseArgs, RESULT_MARK, rssKb, type Target } from './lib.js';
 import { topSelfTime } from './profile.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,6 +59,16 @@ const TTFB_N = Number(args.ttfb ?? (QUICK ? 60 : 300));
  */
 const ROUNDS = Math.max(1, Math.floor(Number(args.rounds ?? (QUICK ? 1 : 2))));
 const FIXED_RATE = 300;
+/**
+ * Before a target's first measured cell: 1-second slices, JSON and SSE in turn, until each mode's
+ * last two are within 10 % (bench/warm.ts), at most this long. A cell's own `--warmup` (2 s) is not
+ * enough for a process whose optimizing compiler still has seconds of work: the gateway's first cell
+ * used to run at a half to a third of its steady speed while V8 compiled ~365 functions (~2.2 s of
+ * TurboFan time on the pinned core); the floor settles within a second. Every target gets the same.
+ */
+const JIT_WARM_MAX_S = Number(args['jit-warmup'] ?? (QUICK ? 8 : 15));
+/** How long each process's CPU is read while nobody calls it, after start (idle CPU, % of a core). */
+const IDLE_CPU_S = QUICK ? 3 : 5;
 /** --profile: run the gateway under `node --cpu-prof` through the load and ttfb phases (streams are skipped) and print its top self-time functions. */
 const PROFILE = args.profile === 'true';
 /** --phases=load,ttfb,streams (default: all three) */
@@ -220,6 +230,16 @@ interface Running {
   proc?: ChildProcess;
   pid: number | null;
   idleRssMb: number | null;
+  /** CPU while idle after start, % of a core (see IDLE_CPU_S). */
+  idleCpuPct?: number | null;
+  /** The warm-up's slices (bench/warm.ts), before the first measured cell. */
+  warm?: WarmResult;
+}
+
+interface WarmResult {
+  slices: Array<{ mode: string; rps: number; cpuUsPerReq: number | null }>;
+  steadyAfterS: number | null;
+  seconds: number;
 }
 
 function newestMtime(dir: string): number {
@@ -625,6 +645,47 @@ async function main(): Promise<void> {
   for (const r of runs) if (r.pid) r.idleRssMb = rssKb(r.pid) / 1024;
   const names = runs.map((r) => r.target.name);
   log(`   targets: ${names.join(', ')}`);
+  // Idle CPU: what each process spends while nobody calls it (timers, polls, GC), all at once.
+  const idle0 = runs.map((r) => cpuNs(r.pid));
+  const idleT0 = process.hrtime.bigint();
+  await sleep(IDLE_CPU_S * 1000);
+  const idleWallNs = Number(process.hrtime.bigint() - idleT0);
+  runs.forEach((r, i) => {
+    if (r.pid) r.idleCpuPct = ((cpuNs(r.pid) - idle0[i]!) / idleWallNs) * 100;
+  });
+  log(
+    `   idle CPU over ${IDLE_CPU_S} s: ${runs
+      .filter((r) => r.pid)
+      .map((r) => `${r.target.name} ${fmt(r.idleCpuPct, 2)} %`)
+      .join(', ')}`,
+  );
+  if (PHASES.has('load') && JIT_WARM_MAX_S > 0) {
+    log(
+      `== warm-up to steady state: 1 s slices, JSON and SSE in turn, until each mode's last two are within 10 % (at most ${JIT_WARM_MAX_S} s)`,
+    );
+    for (const r of runs) {
+      const w = await step<WarmResult>(
+        'warm.ts',
+        [
+          `--target=${JSON.stringify(r.target)}`,
+          `--conns=${CONNS}`,
+          `--max-s=${JIT_WARM_MAX_S}`,
+          ...(r.pid ? [`--gw-pid=${r.pid}`] : []),
+        ],
+        (JIT_WARM_MAX_S + 30) * 1000,
+      );
+      r.warm = w;
+      log(
+        `   warm   ${r.target.name.padEnd(11)} ${w.steadyAfterS === null ? `not steady after ${fmt(w.seconds, 1)} s` : `steady after ${fmt(w.steadyAfterS, 1)} s`}: ` +
+          w.slices
+            .map(
+              (x) =>
+                `${x.mode === 'json' ? 'J' : 'S'} ${x.rps.toFixed(0)}${x.cpuUsPerReq ? `/${x.cpuUsPerReq.toFixed(0)}µs` : ''}`,
+            )
+            .join(', '),
+      );
+    }
+  }
 
   // -- load: JSON and SSE at 32 connections, then a fixed 300 req/s row (latency only)
   const load: Record<string, Record<string, LoadResult>> = {};
@@ -812,6 +873,8 @@ async function main(): Promise<void> {
       database: args['database-url'] ? 'custom' : 'sqlite',
     },
     idle_rss_mb: Object.fromEntries(runs.filter((r) => r.pid).map((r) => [r.target.name, r.idleRssMb])),
+    idle_cpu_pct: Object.fromEntries(runs.filter((r) => r.pid).map((r) => [r.target.name, r.idleCpuPct])),
+    warm: Object.fromEntries(runs.filter((r) => r.warm).map((r) => [r.target.name, r.warm])),
     rss_after_mb: rssAfter,
     load,
     load_rounds: loadRounds,
@@ -927,6 +990,14 @@ function report(
   add('idle RSS after start, MiB', '≤ 80', (n) => {
     const r = runs.find((x) => x.target.name === n);
     return r?.idleRssMb == null ? '-' : fmt(r.idleRssMb, 1);
+  });
+  add(`idle CPU after start, % of a core (${IDLE_CPU_S} s)`, '', (n) => {
+    const r = runs.find((x) => x.target.name === n);
+    return r?.idleCpuPct == null ? '-' : fmt(r.idleCpuPct, 2);
+  });
+  add('warm-up: seconds to steady req/s (JSON and SSE)', '', (n) => {
+    const w = runs.find((x) => x.target.name === n)?.warm;
+    return !w ? '-' : w.steadyAfterS === null ? `> ${fmt(w.seconds, 0)}` : fmt(w.steadyAfterS, 1);
   });
   add('CPU µs per request (JSON / stream)', '', (n) =>
     L('json', n)?.gwCpuUsPerReq == null

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { CompiledQuery, Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Database, RateLimitOverridesTable } from '../db/schema.js';
 
@@ -39,14 +39,19 @@ export class LimitsStore {
       .execute();
   }
 
-  /** A cheap fingerprint of the table: changes whenever a row is added or changed. */
+  /**
+   * A cheap fingerprint of the table: changes whenever a row is added or changed. Polled twice a
+   * second without Redis (src/limits/service.ts), idle or not: the query is built and compiled once.
+   */
   async version(): Promise<string> {
-    const r = await this.db
+    this.versionQuery ??= this.db
       .selectFrom('rate_limit_overrides')
       .select([sql<number>`count(*)`.as('n'), sql<number>`max(updated_at)`.as('m')])
-      .executeTakeFirst();
+      .compile();
+    const r = (await this.db.executeQuery(this.versionQuery)).rows[0];
     return `${r?.n ?? 0}:${r?.m ?? 0}`;
   }
+  private versionQuery: CompiledQuery<{ n: number; m: number }> | undefined;
 
   /** Requests and tokens of a user's charged usage since `from` (plan usage report; not the hot path). */
   async usageSince(
