@@ -68,7 +68,7 @@ const FIXED_RATE = 300;
  */
 const JIT_WARM_MAX_S = Number(args['jit-warmup'] ?? (QUICK ? 8 : 15));
 /** How long each process's CPU is read while nobody calls it, after start (idle CPU, % of a core). */
-const IDLE_CPU_S = QUICK ? 3 : 5;
+const IDLE_CPU_S = QUICK ? 3 : 10;
 /** --profile: run the gateway under `node --cpu-prof` through the load and ttfb phases (streams are skipped) and print its top self-time functions. */
 const PROFILE = args.profile === 'true';
 /** --phases=load,ttfb,streams (default: all three) */
