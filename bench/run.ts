@@ -9,7 +9,8 @@
  *   npm run bench -- --limits off         gateway with rate limits switched off (see LIMITS_OFF_ENV below)
  *   other flags: --out=FILE (JSON results), --duration=S, --warmup=S, --streams=N, --ttfb=N,
  *                --rounds=N (the 32-connection cells, each target N times, every other round in reverse
- *                order; default 2, --quick 1),
+ *                order; default 2, --quick 1), --jit-warmup=S (each target's warm-up to steady speed
+ *                before its first cell, at most S seconds; default 15, --quick 8; 0: none),
  *                --database-url=URL (default: a fresh SQLite file; on PostgreSQL a fresh database on that
  *                server, dropped at the end, unless --keep-database), --redis-url=URL, --dev (tsx src/server.ts),
  *                --no-pin, --no-build, --phases=load,ttfb,streams (a subset), --cells=json,stream,fixed,paced,
@@ -69,6 +70,12 @@ const FIXED_RATE = 300;
 const JIT_WARM_MAX_S = Number(args['jit-warmup'] ?? (QUICK ? 8 : 15));
 /** How long each process's CPU is read while nobody calls it, after start (idle CPU, % of a core). */
 const IDLE_CPU_S = QUICK ? 3 : 10;
+/**
+ * How long after the smoke check the idle reading starts: V8 runs full GCs some seconds after traffic
+ * stops (40–70 ms each), which a reading right after the smoke check caught for some processes and
+ * not others (the floor, with no timer at all, read 1.13 % in one run and 0.00 in the next).
+ */
+const IDLE_SETTLE_S = QUICK ? 0 : 10;
 /** --profile: run the gateway under `node --cpu-prof` through the load and ttfb phases (streams are skipped) and print its top self-time functions. */
 const PROFILE = args.profile === 'true';
 /** --phases=load,ttfb,streams (default: all three) */
@@ -646,6 +653,7 @@ async function main(): Promise<void> {
   const names = runs.map((r) => r.target.name);
   log(`   targets: ${names.join(', ')}`);
   // Idle CPU: what each process spends while nobody calls it (timers, polls, GC), all at once.
+  await sleep(IDLE_SETTLE_S * 1000);
   const idle0 = runs.map((r) => cpuNs(r.pid));
   const idleT0 = process.hrtime.bigint();
   await sleep(IDLE_CPU_S * 1000);
@@ -654,7 +662,7 @@ async function main(): Promise<void> {
     if (r.pid) r.idleCpuPct = ((cpuNs(r.pid) - idle0[i]!) / idleWallNs) * 100;
   });
   log(
-    `   idle CPU over ${IDLE_CPU_S} s: ${runs
+    `   idle CPU over ${IDLE_CPU_S} s${IDLE_SETTLE_S ? `, from ${IDLE_SETTLE_S} s after the smoke check` : ''}: ${runs
       .filter((r) => r.pid)
       .map((r) => `${r.target.name} ${fmt(r.idleCpuPct, 2)} %`)
       .join(', ')}`,
