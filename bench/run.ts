@@ -65,7 +65,8 @@ const FIXED_RATE = 300;
  * last two are within 10 % (bench/warm.ts), at most this long. A cell's own `--warmup` (2 s) is not
  * enough for a process whose optimizing compiler still has seconds of work: the gateway's first cell
  * used to run at a half to a third of its steady speed while V8 compiled ~365 functions (~2.2 s of
- * TurboFan time on the pinned core); the floor settles within a second. Every target gets the same.
+ * TurboFan time on the pinned core); the floor's speed settles within two seconds. Every target gets
+ * the same.
  */
 const JIT_WARM_MAX_S = Number(args['jit-warmup'] ?? (QUICK ? 8 : 15));
 /** How long each process's CPU is read while nobody calls it, after start (idle CPU, % of a core). */

@@ -2,8 +2,8 @@
  * Warm-up to steady state, before a target's first measured cell (run as its own process, pinned next
  * to the mock): 1-second autocannon slices at 32 connections, JSON and SSE in turn, until each mode's
  * last two slices are within `--tolerance` of each other (the JIT has settled), or `--max-s` seconds
- * have passed. Every target gets the same treatment; the
- * slices are reported, so the run also shows how long each one takes to reach its steady speed.
+ * have passed. Every target gets the same treatment; the slices are reported, so the run also shows
+ * how long each one takes to reach its steady speed.
  *   --target=<json> --conns=32 --max-s=12 --tolerance=0.1 [--gw-pid=N]
  * Prints one result line (see lib.ts RESULT_MARK).
  */

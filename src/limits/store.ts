@@ -7,6 +7,9 @@ export type SubjectType = 'user' | 'key';
 
 /** SQL of the admin-set limit overrides. */
 export class LimitsStore {
+  /** `version()`'s query, compiled on first use. */
+  private versionQuery: CompiledQuery<{ n: number; m: number }> | undefined;
+
   constructor(private readonly db: Kysely<Database>) {}
 
   find(type: SubjectType, id: string): Promise<OverrideRow | undefined> {
@@ -51,7 +54,6 @@ export class LimitsStore {
     const r = (await this.db.executeQuery(this.versionQuery)).rows[0];
     return `${r?.n ?? 0}:${r?.m ?? 0}`;
   }
-  private versionQuery: CompiledQuery<{ n: number; m: number }> | undefined;
 
   /** Requests and tokens of a user's charged usage since `from` (plan usage report; not the hot path). */
   async usageSince(
